@@ -1,0 +1,35 @@
+# The two commands: `make run` (the Dagster UI on the embedded PostgreSQL) and `make test`.
+# Each creates .venv and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format clean
+
+$(BIN)/.installed-run: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: pyproject.toml $(BIN)/.installed-run
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: $(BIN)/.installed-run
+	$(BIN)/coinmarket dev
+
+test: $(BIN)/.installed-test lint
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/.installed-test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""CoinMarketCap daily market data as a Dagster asset graph persisted in PostgreSQL."""

@@ -1,0 +1,126 @@
+"""``coinmarket``: run the pipeline on the configured or the embedded PostgreSQL."""
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from coinmarket_assets.storage.database import DATABASE_URL_ENV, redact
+from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
+from coinmarket_assets.storage.migrations import apply_migrations
+
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+
+
+def _say(message: str) -> None:
+    print(f"coinmarket: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def database_environment() -> Iterator[str]:
+    """Export COINMARKET_DATABASE_URL (starting the embedded server if unset) and DAGSTER_HOME."""
+    home = coinmarket_home()
+    embedded = None
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if not url:
+        embedded = EmbeddedPostgres(home / "postgres")
+        url = embedded.start()
+        _say(f"embedded PostgreSQL running, data in {home / 'postgres'}")
+        os.environ[DATABASE_URL_ENV] = url
+    if not os.environ.get("DAGSTER_HOME"):
+        dagster_home = home / "dagster_home"
+        dagster_home.mkdir(exist_ok=True)
+        shutil.copyfile(PROJECT_DAGSTER_YAML, dagster_home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        yield url
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            _say("embedded PostgreSQL stopped")
+
+
+def _migrate(url: str) -> None:
+    applied = apply_migrations(url)
+    _say(f"applied migrations {', '.join(applied)}" if applied else "schema is current")
+
+
+def _run_child(command: Sequence[str]) -> int:
+    """Run ``command`` to completion; Ctrl-C and SIGTERM reach it and are waited for."""
+    child = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the child received the same SIGINT; let it shut down
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dagster(*args: str) -> list[str]:
+    # Through the interpreter, so it works from a virtualenv that is not activated.
+    return [sys.executable, "-m", "dagster", *args]
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    with database_environment() as url:
+        _migrate(url)
+        _say(f"database {redact(url)}")
+        return _run_child(
+            _dagster(
+                "dev", "-m", "coinmarket_assets.definitions", "-h", args.host, "-p", str(args.port)
+            )
+        )
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    with database_environment() as url:
+        _migrate(url)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        _say("exec needs a command, e.g. coinmarket exec -- dagster asset list -m ...")
+        return 2
+    with database_environment() as url:
+        _migrate(url)
+        # The project's interpreter and its scripts come first, activated or not.
+        bin_dir = str(Path(sys.executable).parent)
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+        return _run_child(command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coinmarket", description=__doc__)
+    commands = parser.add_subparsers(dest="command_name", required=True)
+
+    dev = commands.add_parser("dev", help="run the Dagster UI and daemon (dagster dev)")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.set_defaults(handler=cmd_dev)
+
+    migrate = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    exec_ = commands.add_parser("exec", help="run a command with the database up")
+    exec_.add_argument("command", nargs=argparse.REMAINDER)
+    exec_.set_defaults(handler=cmd_exec)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

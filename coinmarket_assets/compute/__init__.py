@@ -1,0 +1,1 @@
+"""Pure statistics on pandas DataFrames, free of Dagster and the database."""

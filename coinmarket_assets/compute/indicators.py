@@ -1,0 +1,119 @@
+"""Per-coin statistics of stored daily closes: Wilder's RSI, rolling standard deviation, returns.
+
+Input frames hold one row per coin and stored day: ``coin_id``, ``ticker``, ``trade_date``
+(datetime64, midnight) and ``close``. A window counts stored rows, so a missing day is skipped,
+never filled.
+"""
+
+import numpy as np
+import pandas as pd
+
+# TA-Lib treats a smoothed gain + loss this close to zero as zero and returns an RSI of 0.
+TA_LIB_ZERO = 1e-14
+
+ROLLING_COLUMNS = ["coin_id", "ticker", "trade_date", "rsi", "std_dev"]
+RETURN_COLUMNS = ["coin_id", "ticker", "trade_date", "period_return"]
+
+
+def wilder_rsi(
+    days: np.ndarray, closes: np.ndarray, targets: np.ndarray, period: int, lookback_days: int
+) -> np.ndarray:
+    """RSI at each target position over the closes dated within [day - lookback_days, day].
+
+    Equals TA-Lib's ``RSI(window_closes, period)[-1]``: the first ``period`` changes seed the
+    average gain and loss, later ones are smoothed as ``(avg * (period - 1) + x) / period``.
+    NaN when a window holds fewer than ``period + 1`` closes or all its changes are zero.
+    """
+    starts = np.searchsorted(days, days[targets] - np.timedelta64(lookback_days, "D"), "left")
+    change_counts = targets - starts
+    changes = np.diff(closes)
+    gains = np.where(changes > 0, changes, 0.0)
+    losses = np.where(changes < 0, -changes, 0.0)
+
+    avg_gain = np.zeros(len(targets))
+    avg_loss = np.zeros(len(targets))
+    moved = np.zeros(len(targets), dtype=bool)
+    for step in range(int(change_counts.max(initial=0))):
+        active = step < change_counts
+        index = np.where(active, starts + step, 0)
+        gain, loss = gains[index], losses[index]
+        moved |= active & (changes[index] != 0)
+        if step < period:
+            avg_gain = np.where(active, avg_gain + gain, avg_gain)
+            avg_loss = np.where(active, avg_loss + loss, avg_loss)
+            if step == period - 1:
+                avg_gain, avg_loss = avg_gain / period, avg_loss / period
+        else:
+            avg_gain = np.where(active, (avg_gain * (period - 1) + gain) / period, avg_gain)
+            avg_loss = np.where(active, (avg_loss * (period - 1) + loss) / period, avg_loss)
+
+    total = avg_gain + avg_loss
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rsi = np.where(np.abs(total) < TA_LIB_ZERO, 0.0, 100.0 * (avg_gain / total))
+    return np.where((change_counts >= period) & moved, rsi, np.nan)
+
+
+def trailing_std(days: np.ndarray, closes: np.ndarray, targets: np.ndarray, window: int, lookback_days: int) -> np.ndarray:
+    """Population standard deviation of the ``window`` stored closes ending at each target.
+
+    NaN until ``window`` closes are stored within the lookback of the target day.
+    """
+    result = np.full(len(targets), np.nan)
+    if len(closes) < window:
+        return result
+    first = targets - window + 1
+    earliest = days[targets] - np.timedelta64(lookback_days, "D")
+    full = (first >= 0) & (days[np.maximum(first, 0)] >= earliest)
+    windows = np.lib.stride_tricks.sliding_window_view(closes, window)
+    result[full] = windows[first[full]].std(axis=1)
+    return result
+
+
+def rolling_statistics(
+    candles: pd.DataFrame,
+    first_day: pd.Timestamp,
+    last_day: pd.Timestamp,
+    *,
+    rsi_period: int,
+    std_window: int,
+    lookback_days: int,
+) -> pd.DataFrame:
+    """RSI and standard deviation for every stored candle dated first_day..last_day."""
+    frames = []
+    for _, coin in candles.sort_values(["coin_id", "trade_date"]).groupby("coin_id", sort=True):
+        days = coin["trade_date"].to_numpy(dtype="datetime64[D]")
+        closes = coin["close"].to_numpy(dtype="float64")
+        targets = np.flatnonzero((coin["trade_date"] >= first_day).to_numpy() & (coin["trade_date"] <= last_day).to_numpy())
+        if not len(targets):
+            continue
+        frames.append(
+            coin.iloc[targets][["coin_id", "ticker", "trade_date"]].assign(
+                rsi=wilder_rsi(days, closes, targets, rsi_period, lookback_days),
+                std_dev=trailing_std(days, closes, targets, std_window, lookback_days),
+            )
+        )
+    if not frames:
+        return _empty(ROLLING_COLUMNS, candles)
+    return pd.concat(frames, ignore_index=True)[ROLLING_COLUMNS]
+
+
+def period_returns(
+    candles: pd.DataFrame, first_day: pd.Timestamp, last_day: pd.Timestamp, days: int
+) -> pd.DataFrame:
+    """close(D) / close(D - days calendar days) - 1 for days D in first_day..last_day.
+
+    No row where either close is missing.
+    """
+    closes = candles[["coin_id", "ticker", "trade_date", "close"]]
+    current = closes[(closes["trade_date"] >= first_day) & (closes["trade_date"] <= last_day)]
+    earlier = closes[["coin_id", "trade_date", "close"]].assign(
+        trade_date=closes["trade_date"] + pd.Timedelta(days=days)
+    )
+    joined = current.merge(earlier, on=["coin_id", "trade_date"], suffixes=("", "_earlier"))
+    joined["period_return"] = joined["close"] / joined["close_earlier"] - 1.0
+    return joined.sort_values(["coin_id", "trade_date"], ignore_index=True)[RETURN_COLUMNS]
+
+
+def _empty(columns: list[str], like: pd.DataFrame) -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
+    return frame.astype({"coin_id": "int64", "ticker": "object", "trade_date": like["trade_date"].dtype})

@@ -1,0 +1,53 @@
+"""Dagster resources: where data comes from and the settings of a run."""
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import cached_property
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from coinmarket_assets.settings import Settings, load_settings, parse_tickers
+from coinmarket_assets.sources import (
+    DEFAULT_SOURCE,
+    Coin,
+    MarketDataSource,
+    open_source,
+    resolve_universe,
+)
+
+
+class MarketDataSourceResource(ConfigurableResource):
+    """The market data source: ``csv:DIR`` or ``coinmarketcap`` (``COINMARKET_SOURCE``)."""
+
+    spec: str | None = Field(
+        default=None, description="Overrides COINMARKET_SOURCE for this run, e.g. csv:/data/cmc."
+    )
+
+    def open(self) -> MarketDataSource:
+        return open_source(self.spec or os.environ.get("COINMARKET_SOURCE") or DEFAULT_SOURCE)
+
+    def universe(self, tickers: Sequence[str]) -> list[Coin]:
+        """The coins named by ``tickers``; unknown tickers fail, naming each one."""
+        return resolve_universe(self.open().listing(), tickers)
+
+
+class PipelineSettingsResource(ConfigurableResource):
+    """The ``COINMARKET_*`` settings in force, each overridable for one run."""
+
+    tickers: str | None = Field(default=None, description="Comma-separated tickers.")
+    rsi_period: int | None = Field(default=None, description="RSI period in closes.")
+    std_window: int | None = Field(default=None, description="Standard deviation window in closes.")
+    rank_size: int | None = Field(default=None, description="Coins per daily ranking.")
+
+    @cached_property
+    def settings(self) -> Settings:
+        overrides: dict[str, object] = {
+            name: getattr(self, name)
+            for name in ("rsi_period", "std_window", "rank_size")
+            if getattr(self, name) is not None
+        }
+        if self.tickers is not None:
+            overrides["tickers"] = parse_tickers(self.tickers)
+        return replace(load_settings(), **overrides)

@@ -1,0 +1,96 @@
+"""Pipeline settings, read from ``COINMARKET_*`` environment variables and validated."""
+
+import os
+from dataclasses import asdict, dataclass
+from datetime import date
+
+DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
+EARLIEST_START_DATE = date(2009, 1, 3)
+# RSI looks at the closes dated within this many calendar days before the day itself.
+RSI_LOOKBACK_DAYS = 300
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The values in force for a run; each materialization records them in its metadata."""
+
+    tickers: tuple[str, ...] = DEFAULT_TICKERS
+    start_date: date = date(2013, 4, 27)
+    rsi_period: int = 14
+    std_window: int = 14
+    return_days: int = 5
+    rank_size: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.tickers:
+            raise SettingsError("COINMARKET_TICKERS names no ticker")
+        duplicates = sorted({t for t in self.tickers if self.tickers.count(t) > 1})
+        if duplicates:
+            raise SettingsError(f"COINMARKET_TICKERS repeats {', '.join(duplicates)}")
+        if not EARLIEST_START_DATE <= self.start_date <= date.today():
+            raise SettingsError(
+                f"COINMARKET_START_DATE must be between {EARLIEST_START_DATE} and today, "
+                f"not {self.start_date}"
+            )
+        _check_range("COINMARKET_RSI_PERIOD", self.rsi_period, 2, RSI_LOOKBACK_DAYS - 1)
+        _check_range("COINMARKET_STD_WINDOW", self.std_window, 2, RSI_LOOKBACK_DAYS)
+        _check_range("COINMARKET_RETURN_DAYS", self.return_days, 1, 366)
+        _check_range("COINMARKET_RANK_SIZE", self.rank_size, 1, 100)
+
+    def as_metadata(self) -> dict[str, str | int]:
+        values = asdict(self)
+        values["tickers"] = ",".join(self.tickers)
+        values["start_date"] = self.start_date.isoformat()
+        return values
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _date(env: dict[str, str], name: str, default: date) -> date:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a date like 2013-04-27, not {raw!r}") from None
+
+
+def parse_tickers(raw: str) -> tuple[str, ...]:
+    """``"btc, eth"`` -> ``("BTC", "ETH")``; empty entries are an error."""
+    tickers = tuple(part.strip().upper() for part in raw.split(","))
+    if any(not ticker for ticker in tickers):
+        raise SettingsError(f"COINMARKET_TICKERS has an empty entry: {raw!r}")
+    return tickers
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process environment), defaults for unset values."""
+    env = dict(os.environ if env is None else env)
+    defaults = Settings()
+    raw_tickers = env.get("COINMARKET_TICKERS", "").strip()
+    return Settings(
+        tickers=parse_tickers(raw_tickers) if raw_tickers else defaults.tickers,
+        start_date=_date(env, "COINMARKET_START_DATE", defaults.start_date),
+        rsi_period=_int(env, "COINMARKET_RSI_PERIOD", defaults.rsi_period),
+        std_window=_int(env, "COINMARKET_STD_WINDOW", defaults.std_window),
+        return_days=_int(env, "COINMARKET_RETURN_DAYS", defaults.return_days),
+        rank_size=_int(env, "COINMARKET_RANK_SIZE", defaults.rank_size),
+    )

