@@ -1,8 +1,11 @@
 """Schema migrations: the Flyway-style SQL files under ``sql/``, applied with yoyo-migrations."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
+from yoyo.backends.base import DatabaseBackend
 from yoyo.migrations import MigrationList
 
 from coinmarket_assets.storage.database import database_url, with_driver
@@ -18,14 +21,21 @@ def _migrations() -> MigrationList:
     return read_migrations(str(MIGRATIONS_DIR))
 
 
-def _backend(url: str):
-    return get_backend(with_driver(url, "psycopg"))
+@contextmanager
+def _backend(url: str | None) -> Iterator[DatabaseBackend]:
+    backend = get_backend(with_driver(url or database_url(), "psycopg"))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
 
 
 def apply_migrations(url: str | None = None) -> list[str]:
-    """Apply pending migrations in order, each in its own transaction; return their ids."""
-    backend = _backend(url or database_url())
-    with backend.lock():
+    """Apply pending migrations in order, each in its own transaction; return their ids.
+
+    A lock table makes concurrent callers wait for each other; a second run changes nothing.
+    """
+    with _backend(url) as backend, backend.lock():
         pending = backend.to_apply(_migrations())
         backend.apply_migrations(pending)
     return [migration.id for migration in pending]
@@ -33,8 +43,8 @@ def apply_migrations(url: str | None = None) -> list[str]:
 
 def pending_migrations(url: str | None = None) -> list[str]:
     """The ids of migrations not yet applied to the database."""
-    backend = _backend(url or database_url())
-    return [migration.id for migration in backend.to_apply(_migrations())]
+    with _backend(url) as backend:
+        return [migration.id for migration in backend.to_apply(_migrations())]
 
 
 def ensure_schema_current(url: str | None = None) -> None:

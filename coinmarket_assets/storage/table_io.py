@@ -140,7 +140,7 @@ def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
             na_values={c: [""] for c in columns if c not in TEXT_COLUMNS},
         )
     for column in dates:
-        frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d").astype("datetime64[ns]")
+        frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d")
     for column in TIMESTAMP_COLUMNS & set(columns):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame

@@ -1,0 +1,145 @@
+"""The six assets materialized together through Dagster on a real PostgreSQL, checked against
+independent references computed from the generated source data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from coinmarket_assets.resources import PipelineSettingsResource
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.table_io import read_rows
+from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets_tests.dagster_runs import (
+    PARTITIONED_ASSETS,
+    dump_all,
+    failure_messages,
+    materialize_days,
+    materialize_unpartitioned,
+)
+from coinmarket_assets_tests.reference import (
+    assert_close,
+    ranking_reference,
+    returns_reference,
+    rolling_reference,
+)
+from coinmarket_assets_tests.synthetic import SyntheticMarket
+
+FIRST, LAST = "2020-01-01", "2020-07-18"
+
+
+def _table(name: str) -> pd.DataFrame:
+    with connect() as conn:
+        return read_rows(conn, TABLES[name])
+
+
+@pytest.fixture
+def full_history(database_url: str, csv_source: Path) -> str:
+    materialize_unpartitioned(["currency_status"])
+    materialize_days(FIRST, LAST)
+    return database_url
+
+
+def test_every_table_matches_its_definition(full_history: str, market: SyntheticMarket):
+    stored = _table("historical_trade_data")
+    expected_candles = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(stored, expected_candles, check_exact=True, check_dtype=False)
+
+    days = pd.date_range(FIRST, LAST, freq="D")
+    rolling = _table("historical_rolling").set_index(["coin_id", "trade_date"])
+    expected_rolling = rolling_reference(stored, days)
+    assert list(rolling.index) == list(expected_rolling.index)
+    for key, row in expected_rolling.iterrows():
+        assert_close(rolling.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
+        assert_close(rolling.at[key, "std_dev"], row["std_dev"], abs_tol=1e-12, rel_tol=1e-7, what=f"std {key}")
+    assert rolling["rsi"].isna().sum() > len(market.coins) * 14  # NULL while windows fill
+
+    returns = _table("period_returns")
+    expected_returns = returns_reference(stored, days, 5)
+    assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
+    assert (returns["period_return"].to_numpy() == expected_returns["period_return"].to_numpy()).all()
+
+    for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
+        ranked = _table(table)
+        assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(returns, 5, highest_first)
+
+    status = _table("currency_status")
+    assert list(status["coin_id"]) == [101, 102, 103, 104, 105]
+    assert list(status["ticker"]) == market.tickers
+
+
+def test_rerunning_single_days_leaves_every_table_byte_for_byte_identical(full_history: str):
+    before = dump_all(full_history)
+    for day in ["2020-01-01", "2020-02-12", "2020-04-10", "2020-07-18"]:
+        materialize_days(day, day)
+    materialize_unpartitioned(["currency_status"])
+    assert dump_all(full_history) == before
+
+
+def test_a_run_replaces_only_its_days_and_universe(full_history: str, monkeypatch, csv_source: Path):
+    before = _table("historical_trade_data")
+    monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA")
+    daily = csv_source / "daily"
+    for ticker in ["ALPHA", "BETA"]:  # a revision of both coins on every day
+        frame = pd.read_csv(daily / f"{ticker}.csv", dtype=str)
+        frame["close"] = frame["close"].astype(float).mul(2).map(repr)
+        frame.to_csv(daily / f"{ticker}.csv", index=False)
+    materialize_days("2020-03-01", "2020-03-03", selection=["historical_trade_data"])
+    after = _table("historical_trade_data")
+    changed = after.merge(before, on=["coin_id", "trade_date"], suffixes=("", "_before"))
+    changed = changed[changed["close"] != changed["close_before"]]
+    assert set(changed["ticker"]) == {"ALPHA"}
+    assert sorted(changed["trade_date"].dt.strftime("%d")) == ["01", "02", "03"]
+    assert len(after) == len(before)
+
+
+def test_rankings_use_every_coin_with_a_stored_return(full_history: str, monkeypatch):
+    monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA")
+    ranking = PipelineSettingsResource(rank_size=2)
+    materialize_days("2020-06-01", "2020-06-01", ["top_ranking"], {"pipeline_settings": ranking})
+    top = _table("top_ranking")
+    day = top[top["trade_date"] == "2020-06-01"]
+    returns = _table("period_returns")
+    expected = ranking_reference(returns[returns["trade_date"] == "2020-06-01"], 2, True)
+    assert list(day.itertuples(index=False, name=None)) == expected
+    assert len(top[top["trade_date"] == "2020-06-02"]) == 5  # other days untouched
+
+
+def test_unknown_tickers_fail_before_anything_is_written(database_url: str, csv_source: Path, monkeypatch):
+    monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA,NOPE,ZZZ")
+    result = materialize_days(FIRST, "2020-01-31", raise_on_error=False)
+    assert not result.success
+    failure = failure_messages(result)
+    assert "Unknown tickers (not listed by the source): NOPE, ZZZ" in failure
+    assert all(not dump for dump in dump_all(database_url).values())
+
+
+def test_an_invalid_candle_fails_its_run_and_keeps_the_stored_days(full_history: str, csv_source: Path):
+    before = dump_all(full_history)
+    path = csv_source / "daily" / "GAMMA.csv"
+    path.write_text(path.read_text().replace("\n2020-03-05,", "\n2020-03-05,NaN-ish", 1))
+    result = materialize_days("2020-03-01", "2020-03-10", raise_on_error=False)
+    assert not result.success
+    failure = failure_messages(result)
+    assert "GAMMA 2020-03-05: open is not a number" in failure
+    assert dump_all(full_history) == before
+
+
+def test_days_without_candles_materialize_empty(database_url: str, csv_source: Path):
+    result = materialize_days("2019-12-20", "2019-12-31")
+    assert result.success
+    assert all(not dump for dump in dump_all(database_url).values())
+
+
+def test_materializations_record_row_counts_settings_and_a_preview(
+    database_url: str, csv_source: Path, market: SyntheticMarket
+):
+    january = market.candles()["trade_date"].between("2020-01-01", "2020-01-31")
+    result = materialize_days("2020-01-01", "2020-01-31", selection=PARTITIONED_ASSETS[:2])
+    events = result.get_asset_materialization_events()
+    trades = next(e for e in events if e.asset_key.path == ["historical_trade_data"])
+    metadata = trades.materialization.metadata
+    assert metadata["rows_written"].value == january.sum() == 31 * 4  # LATE is not listed yet
+    assert metadata["days"].value == 31
+    assert metadata["settings"].value["tickers"] == "ALPHA,BETA,GAMMA,DELTA,LATE"
+    assert "| coin_id |" in metadata["preview"].value

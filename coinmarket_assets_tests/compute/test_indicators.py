@@ -1,0 +1,98 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from coinmarket_assets.compute.indicators import (
+    period_returns,
+    rolling_statistics,
+    trailing_std,
+    wilder_rsi,
+)
+from coinmarket_assets_tests.reference import (
+    LOOKBACK_DAYS,
+    assert_close,
+    returns_reference,
+    rolling_reference,
+)
+from coinmarket_assets_tests.synthetic import default_market
+
+
+def _compute_rolling(candles: pd.DataFrame, rsi_period: int = 14, std_window: int = 14) -> pd.DataFrame:
+    days = candles["trade_date"]
+    return rolling_statistics(
+        candles,
+        days.min(),
+        days.max(),
+        rsi_period=rsi_period,
+        std_window=std_window,
+        lookback_days=LOOKBACK_DAYS,
+    ).set_index(["coin_id", "trade_date"])
+
+
+def _compare_rolling(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(actual.index) == list(expected.index)
+    for key, row in expected.iterrows():
+        assert_close(actual.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
+        assert_close(
+            actual.at[key, "std_dev"], row["std_dev"], abs_tol=1e-12, rel_tol=1e-7, what=f"std {key}"
+        )
+
+
+def test_rolling_statistics_match_talib_on_gaps_flat_runs_and_tiny_prices():
+    candles = default_market().candles()
+    expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"].unique()))
+    _compare_rolling(_compute_rolling(candles), expected)
+
+
+def test_rsi_window_spans_300_calendar_days_across_long_histories():
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2015-01-01", periods=900, freq="D")
+    kept = np.sort(rng.choice(len(days), 700, replace=False))  # irregular gaps
+    candles = pd.DataFrame(
+        {
+            "coin_id": 1,
+            "ticker": "X",
+            "trade_date": days[kept],
+            "close": 100 * np.exp(np.cumsum(rng.normal(0, 0.05, len(kept)))),
+        }
+    )
+    expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]), 9, 21)
+    _compare_rolling(_compute_rolling(candles, rsi_period=9, std_window=21), expected)
+
+
+def test_rsi_is_null_before_fifteen_closes_and_on_all_flat_windows():
+    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-02-20"))
+    closes = np.full(len(days), 5.0)
+    closes[30:] = 6.0 + np.arange(len(days) - 30)  # the first move is on day 30
+    rsi = wilder_rsi(days, closes, np.arange(len(days)), 14, LOOKBACK_DAYS)
+    assert np.isnan(rsi[:30]).all()  # first 14 have too few closes, then all flat
+    assert rsi[30] == pytest.approx(100.0)
+
+
+def test_rsi_of_a_decayed_move_followed_by_flat_days_matches_talib_not_null():
+    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-03-01"))
+    closes = np.full(len(days), 2.0)
+    closes[:3] = [1.0, 1.5, 1.2]
+    candles = pd.DataFrame({"coin_id": 1, "ticker": "X", "trade_date": pd.DatetimeIndex(days), "close": closes})
+    expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]))
+    _compare_rolling(_compute_rolling(candles), expected)
+    assert not np.isnan(expected["rsi"].iloc[-1])
+
+
+def test_std_needs_a_full_window_of_stored_closes():
+    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-01-21"))
+    closes = np.arange(20, dtype=float)
+    std = trailing_std(days, closes, np.arange(20), 14, LOOKBACK_DAYS)
+    assert np.isnan(std[:13]).all()
+    assert std[13] == pytest.approx(np.std(np.arange(14.0)))
+
+
+def test_period_returns_match_calendar_shifted_closes_and_skip_missing_days():
+    candles = default_market().candles()
+    days = pd.DatetimeIndex(candles["trade_date"].unique())
+    actual = period_returns(candles, days.min(), days.max(), 5).set_index(["coin_id", "trade_date"])
+    expected = returns_reference(candles, days, 5)
+    assert list(actual.index) == list(expected.index)
+    np.testing.assert_allclose(actual["period_return"], expected["period_return"], rtol=1e-15)
+    gap_day = pd.Timestamp("2020-02-10") + pd.Timedelta(days=5)  # ALPHA has no 2020-02-10..12
+    assert (101, gap_day) not in actual.index

@@ -1,0 +1,89 @@
+"""Fixtures: a real PostgreSQL (embedded unless COINMARKET_DATABASE_URL is set), one fresh
+migrated database per test, and generated CoinMarketCap-style csv sources."""
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from coinmarket_assets.storage.database import DATABASE_URL_ENV
+from coinmarket_assets.storage.embedded import EmbeddedPostgres, create_database
+from coinmarket_assets.storage.migrations import apply_migrations
+from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
+
+TEMPLATE_DATABASE = "coinmarket_test_template"
+_database_numbers = itertools.count()
+
+
+def database_url_for(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` on the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """An administrative URL of the PostgreSQL server the tests use."""
+    external = os.environ.get(DATABASE_URL_ENV)
+    if external:
+        yield external
+        return
+    with tempfile.TemporaryDirectory(prefix="cm-pg-") as folder:
+        server = EmbeddedPostgres(Path(folder) / "data", delete_on_stop=True)
+        yield server.start("postgres")
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    create_database(server_url, TEMPLATE_DATABASE)
+    url = database_url_for(server_url, TEMPLATE_DATABASE)
+    apply_migrations(url)
+    return url
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def empty_database_url(server_url: str) -> Iterator[str]:
+    """A fresh database without any schema."""
+    name = f"coinmarket_test_{os.getpid()}_{next(_database_numbers)}"
+    create_database(server_url, name)
+    yield database_url_for(server_url, name)
+    _drop_database(server_url, name)
+
+
+@pytest.fixture
+def database_url(server_url: str, template_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh migrated database, exported as COINMARKET_DATABASE_URL."""
+    name = f"coinmarket_test_{os.getpid()}_{next(_database_numbers)}"
+    create_database(server_url, name, template=TEMPLATE_DATABASE)
+    url = database_url_for(server_url, name)
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    yield url
+    _drop_database(server_url, name)
+
+
+@pytest.fixture
+def market() -> SyntheticMarket:
+    return default_market()
+
+
+@pytest.fixture
+def csv_source(tmp_path: Path, market: SyntheticMarket, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The generated market written as a csv: source and selected as COINMARKET_SOURCE."""
+    directory = tmp_path / "cmc"
+    market.write_csv(directory)
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{directory}")
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
+    return directory

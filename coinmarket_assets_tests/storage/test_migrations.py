@@ -1,0 +1,53 @@
+import psycopg
+import pytest
+
+from coinmarket_assets.storage.migrations import (
+    MIGRATIONS_DIR,
+    SchemaNotCurrentError,
+    apply_migrations,
+    ensure_schema_current,
+    pending_migrations,
+)
+
+DATA_TABLES = {
+    "currency_status",
+    "historical_trade_data",
+    "historical_rolling",
+    "period_returns",
+    "top_ranking",
+    "bottom_ranking",
+}
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_migrations_are_flyway_named_and_applied_in_order_once(empty_database_url: str):
+    files = sorted(path.stem for path in MIGRATIONS_DIR.glob("V*__*.sql"))
+    assert files and files[0] == "V0001__coin_market"
+    assert apply_migrations(empty_database_url) == files
+    assert DATA_TABLES <= _tables(empty_database_url)
+    assert apply_migrations(empty_database_url) == []
+    assert pending_migrations(empty_database_url) == []
+
+
+def test_a_database_behind_the_code_fails_with_a_clear_message(empty_database_url: str):
+    with pytest.raises(SchemaNotCurrentError, match="pending migrations V0001__coin_market.*coinmarket migrate"):
+        ensure_schema_current(empty_database_url)
+
+
+def test_prices_and_statistics_are_double_precision(database_url: str):
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type = 'double precision'"
+        ).fetchall()
+    columns = {f"{table}.{column}" for table, column in rows}
+    for column in ["open", "high", "low", "close", "volume", "market_cap"]:
+        assert f"historical_trade_data.{column}" in columns
+    assert {"historical_rolling.rsi", "historical_rolling.std_dev", "period_returns.period_return"} <= columns

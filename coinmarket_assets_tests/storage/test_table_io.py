@@ -1,0 +1,113 @@
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.table_io import read_rows, replace_days, upsert
+from coinmarket_assets.storage.tables import TABLES
+
+TRADES = TABLES["historical_trade_data"]
+ROLLING = TABLES["historical_rolling"]
+
+
+def _candles(coin_id: int, ticker: str, first: str, days: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(0, 3, (days, 6))
+    frame = pd.DataFrame(values, columns=["open", "high", "low", "close", "volume", "market_cap"])
+    frame.insert(0, "trade_date", pd.date_range(first, periods=days, freq="D"))
+    frame.insert(0, "ticker", ticker)
+    frame.insert(0, "coin_id", coin_id)
+    return frame
+
+
+def test_rows_round_trip_bit_for_bit(database_url: str):
+    candles = _candles(1, "BTC", "2021-01-01", 30, 1)
+    candles.loc[3, "volume"] = 0.0
+    candles.loc[4, "close"] = 9.8339696705807e-05
+    with connect() as conn:
+        replace_days(conn, TRADES, candles, date(2021, 1, 1), date(2021, 1, 31), [1])
+        loaded = read_rows(conn, TRADES, date(2021, 1, 1), date(2021, 1, 31))
+    pd.testing.assert_frame_equal(loaded, candles, check_exact=True)
+
+
+def test_nulls_round_trip(database_url: str):
+    rolling = pd.DataFrame(
+        {
+            "coin_id": [1, 1],
+            "ticker": ["NAN", "NAN"],  # a ticker that pandas would read as missing
+            "trade_date": pd.to_datetime(["2021-01-01", "2021-01-02"]),
+            "rsi": [np.nan, 55.5],
+            "std_dev": [np.nan, np.nan],
+        }
+    )
+    with connect() as conn:
+        replace_days(conn, ROLLING, rolling, date(2021, 1, 1), date(2021, 1, 3), [1])
+        loaded = read_rows(conn, ROLLING)
+        nulls = conn.execute("SELECT count(*) FROM historical_rolling WHERE std_dev IS NULL").fetchone()
+    pd.testing.assert_frame_equal(loaded, rolling, check_exact=True)
+    assert nulls == (2,)
+
+
+def test_replacing_days_leaves_other_days_and_other_coins_untouched(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 10, 1)
+    eth = _candles(1027, "ETH", "2021-01-01", 10, 2)
+    new_btc = _candles(1, "BTC", "2021-01-04", 3, 3)
+    with connect() as conn:
+        replace_days(conn, TRADES, pd.concat([btc, eth]), date(2021, 1, 1), date(2021, 1, 11), [1, 1027])
+        deleted = replace_days(conn, TRADES, new_btc, date(2021, 1, 4), date(2021, 1, 7), [1])
+        loaded = read_rows(conn, TRADES)
+    assert deleted == 3
+    expected = pd.concat([btc[~btc["trade_date"].between("2021-01-04", "2021-01-06")], new_btc, eth])
+    expected = expected.sort_values(["coin_id", "trade_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
+
+
+def test_an_empty_write_clears_its_days_for_its_coins(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 5, 1)
+    with connect() as conn:
+        replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        replace_days(conn, TRADES, btc.iloc[0:0], date(2021, 1, 2), date(2021, 1, 3), [1])
+        loaded = read_rows(conn, TRADES)
+    assert list(loaded["trade_date"].dt.day) == [1, 3, 4, 5]
+
+
+def test_a_failing_write_leaves_the_previous_rows(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 5, 1)
+    duplicated = pd.concat([btc, btc.iloc[[2]]])  # breaks the primary key inside COPY
+    with connect() as conn:
+        replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        with pytest.raises(Exception, match="duplicate key"):
+            replace_days(conn, TRADES, duplicated, date(2021, 1, 1), date(2021, 1, 6), [1])
+        loaded = read_rows(conn, TRADES)
+    pd.testing.assert_frame_equal(loaded, btc, check_exact=True)
+
+
+def test_rows_outside_the_written_days_are_refused(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 5, 1)
+    with connect() as conn, pytest.raises(ValueError, match="outside the partitions being written"):
+        replace_days(conn, TRADES, btc, date(2021, 1, 2), date(2021, 1, 6), [1])
+
+
+def test_upsert_updates_by_key_and_keeps_other_rows(database_url: str):
+    spec = TABLES["currency_status"]
+    first = pd.DataFrame(
+        {
+            "coin_id": [1, 2],
+            "ticker": ["BTC", "LTC"],
+            "coin_name": ["Bitcoin", "Litecoin"],
+            "slug": ["bitcoin", "litecoin"],
+            "rank": pd.array([1, None], dtype="Int64"),
+            "market_cap": [1e12, 5e9],
+            "last_update": pd.to_datetime(["2021-01-02", "2021-01-02"], utc=True),
+        }
+    )
+    second = first.iloc[[0]].assign(market_cap=2e12, rank=pd.array([2], dtype="Int64"))
+    with connect() as conn:
+        upsert(conn, spec, first)
+        upsert(conn, spec, second)
+        loaded = read_rows(conn, spec)
+    assert list(loaded["market_cap"]) == [2e12, 5e9]
+    assert list(loaded["rank"].astype(object)) == [2, pd.NA]
+    assert loaded.loc[1, "last_update"] == pd.Timestamp("2021-01-02", tz="UTC")
