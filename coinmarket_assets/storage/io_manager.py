@@ -76,4 +76,7 @@ def _days(context: InputContext | OutputContext) -> tuple[date, date]:
 def _preview(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_no rows_"
-    return frame.tail(PREVIEW_ROWS).to_markdown(index=False, floatfmt=".10g")
+    shown = frame.tail(PREVIEW_ROWS).copy()
+    for column in shown.select_dtypes(include="datetime64").columns:
+        shown[column] = shown[column].dt.strftime("%Y-%m-%d")
+    return shown.to_markdown(index=False, floatfmt=".10g")

@@ -142,4 +142,6 @@ def test_materializations_record_row_counts_settings_and_a_preview(
     assert metadata["rows_written"].value == january.sum() == 31 * 4  # LATE is not listed yet
     assert metadata["days"].value == 31
     assert metadata["settings"].value["tickers"] == "ALPHA,BETA,GAMMA,DELTA,LATE"
-    assert "| coin_id |" in metadata["preview"].value
+    preview = metadata["preview"].value
+    assert "coin_id" in preview.splitlines()[0]
+    assert "| 2020-01-31   |" in preview
