@@ -64,7 +64,9 @@ def empty_database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(server_url: str, template_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(
+    server_url: str, template_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A fresh migrated database, exported as COINMARKET_DATABASE_URL."""
     name = f"coinmarket_test_{os.getpid()}_{next(_database_numbers)}"
     create_database(server_url, name, template=TEMPLATE_DATABASE)

@@ -54,9 +54,12 @@ def dump_table(url: str, table: str, exclude: Sequence[str] = ()) -> bytes:
     spec = TABLES[table]
     columns = ", ".join(c for c in spec.columns if c not in exclude)
     order = ", ".join(spec.primary_key)
-    with psycopg.connect(url) as conn, conn.cursor().copy(
-        f"COPY (SELECT {columns} FROM {table} ORDER BY {order}) TO STDOUT (FORMAT csv)"
-    ) as copy:
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor().copy(
+            f"COPY (SELECT {columns} FROM {table} ORDER BY {order}) TO STDOUT (FORMAT csv)"
+        ) as copy,
+    ):
         return b"".join(bytes(chunk) for chunk in copy)
 
 

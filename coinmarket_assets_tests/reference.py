@@ -66,14 +66,25 @@ def ranking_reference(
     for day, group in returns.groupby("trade_date"):
         entries = list(group[["coin_id", "ticker", "period_return"]].itertuples(index=False))
         entries.sort(
-            key=lambda e: (-e.period_return if highest_first else e.period_return, e.ticker, e.coin_id)
+            key=lambda e: (
+                -e.period_return if highest_first else e.period_return,
+                e.ticker,
+                e.coin_id,
+            )
         )
         for rank, entry in enumerate(entries[:size], start=1):
             result.append((day, rank, entry.coin_id, entry.ticker, entry.period_return))
     return result
 
 
-def assert_close(actual: float | None, expected: float | None, *, abs_tol: float, rel_tol: float = 0.0, what: str = "") -> None:
+def assert_close(
+    actual: float | None,
+    expected: float | None,
+    *,
+    abs_tol: float,
+    rel_tol: float = 0.0,
+    what: str = "",
+) -> None:
     if expected is None or (isinstance(expected, float) and math.isnan(expected)):
         assert actual is None or math.isnan(actual), f"{what}: expected NULL, got {actual}"
         return

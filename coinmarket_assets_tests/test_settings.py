@@ -7,9 +7,18 @@ from coinmarket_assets.settings import DEFAULT_TICKERS, Settings, SettingsError,
 
 def test_defaults_are_the_original_programs_values():
     settings = load_settings({})
-    assert settings.tickers == DEFAULT_TICKERS == ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
+    assert (
+        settings.tickers
+        == DEFAULT_TICKERS
+        == ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
+    )
     assert settings.start_date == date(2013, 4, 27)
-    assert (settings.rsi_period, settings.std_window, settings.return_days, settings.rank_size) == (14, 14, 5, 5)
+    assert (settings.rsi_period, settings.std_window, settings.return_days, settings.rank_size) == (
+        14,
+        14,
+        5,
+        5,
+    )
 
 
 def test_environment_values_are_parsed_and_tickers_normalised():
@@ -31,7 +40,11 @@ def test_environment_values_are_parsed_and_tickers_normalised():
     [
         ("COINMARKET_RSI_PERIOD", "1", "COINMARKET_RSI_PERIOD must be between 2 and 299, not 1"),
         ("COINMARKET_STD_WINDOW", "0", "COINMARKET_STD_WINDOW must be between 2 and 300, not 0"),
-        ("COINMARKET_RETURN_DAYS", "-5", "COINMARKET_RETURN_DAYS must be between 1 and 366, not -5"),
+        (
+            "COINMARKET_RETURN_DAYS",
+            "-5",
+            "COINMARKET_RETURN_DAYS must be between 1 and 366, not -5",
+        ),
         ("COINMARKET_RANK_SIZE", "five", "COINMARKET_RANK_SIZE must be a whole number, not 'five'"),
         ("COINMARKET_START_DATE", "27/04/2013", "COINMARKET_START_DATE must be a date like"),
         ("COINMARKET_START_DATE", "2001-01-01", "COINMARKET_START_DATE must be between 2009-01-03"),

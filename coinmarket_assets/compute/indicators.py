@@ -53,7 +53,9 @@ def wilder_rsi(
     return np.where((change_counts >= period) & moved, rsi, np.nan)
 
 
-def trailing_std(days: np.ndarray, closes: np.ndarray, targets: np.ndarray, window: int, lookback_days: int) -> np.ndarray:
+def trailing_std(
+    days: np.ndarray, closes: np.ndarray, targets: np.ndarray, window: int, lookback_days: int
+) -> np.ndarray:
     """Population standard deviation of the ``window`` stored closes ending at each target.
 
     NaN until ``window`` closes are stored within the lookback of the target day.
@@ -83,7 +85,10 @@ def rolling_statistics(
     for _, coin in candles.sort_values(["coin_id", "trade_date"]).groupby("coin_id", sort=True):
         days = coin["trade_date"].to_numpy(dtype="datetime64[D]")
         closes = coin["close"].to_numpy(dtype="float64")
-        targets = np.flatnonzero((coin["trade_date"] >= first_day).to_numpy() & (coin["trade_date"] <= last_day).to_numpy())
+        targets = np.flatnonzero(
+            (coin["trade_date"] >= first_day).to_numpy()
+            & (coin["trade_date"] <= last_day).to_numpy()
+        )
         if not len(targets):
             continue
         frames.append(
@@ -116,4 +121,6 @@ def period_returns(
 
 def _empty(columns: list[str], like: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in columns})
-    return frame.astype({"coin_id": "int64", "ticker": "object", "trade_date": like["trade_date"].dtype})
+    return frame.astype(
+        {"coin_id": "int64", "ticker": "object", "trade_date": like["trade_date"].dtype}
+    )

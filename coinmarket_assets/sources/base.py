@@ -58,7 +58,9 @@ def resolve_universe(listing: pd.DataFrame, tickers: Sequence[str]) -> list[Coin
     )
     unknown = [t for t in tickers if t.upper() not in set(by_ticker["_ticker"])]
     if unknown:
-        raise UnknownTickersError(f"Unknown tickers (not listed by the source): {', '.join(unknown)}")
+        raise UnknownTickersError(
+            f"Unknown tickers (not listed by the source): {', '.join(unknown)}"
+        )
     first_match = by_ticker.drop_duplicates("_ticker").set_index("_ticker")
     return [
         Coin(

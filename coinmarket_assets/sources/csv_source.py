@@ -77,7 +77,9 @@ def _read_coins(path: Path) -> pd.DataFrame:
             "ticker": frame["ticker"].str.strip(),
             "coin_name": frame["name"],
             "slug": frame["slug"],
-            "rank": ranks.astype("Int64") if ranks is not None else pd.array([None] * len(frame), "Int64"),
+            "rank": ranks.astype("Int64")
+            if ranks is not None
+            else pd.array([None] * len(frame), "Int64"),
         },
         columns=LISTING_COLUMNS,
     )
@@ -96,4 +98,3 @@ def _read_daily(path: Path, coin: Coin) -> pd.DataFrame:
         raise SourceError(f"{coin.ticker} ({path}): dates must look like 2013-04-27, got {bad}")
     frame = raw[CANDLE_FIELDS].assign(coin_id=coin.coin_id, ticker=coin.ticker, trade_date=days)
     return frame[CANDLE_COLUMNS].sort_values("trade_date", kind="stable", ignore_index=True)
-

@@ -23,7 +23,9 @@ def _problems(candles: pd.DataFrame) -> list[str]:
         for position in np.flatnonzero(raw.isna().to_numpy()):
             problems.append(f"{labels.iat[position]}: {field} is missing")
         for position in np.flatnonzero((values.isna() & raw.notna()).to_numpy()):
-            problems.append(f"{labels.iat[position]}: {field} is not a number ({raw.iat[position]!r})")
+            problems.append(
+                f"{labels.iat[position]}: {field} is not a number ({raw.iat[position]!r})"
+            )
         for position in np.flatnonzero(np.isinf(values.to_numpy())):
             problems.append(f"{labels.iat[position]}: {field} is infinite")
         for position in np.flatnonzero((values < 0).to_numpy()):
@@ -54,9 +56,7 @@ def validated_candles(candles: pd.DataFrame, first_day: date, last_day: date) ->
         more = len(problems) - len(shown)
         suffix = f"\n  ... and {more} more" if more else ""
         raise InvalidCandlesError(
-            "Invalid candles, nothing was written for these days:\n  "
-            + "\n  ".join(shown)
-            + suffix
+            "Invalid candles, nothing was written for these days:\n  " + "\n  ".join(shown) + suffix
         )
     result = in_range.copy()
     for field in CANDLE_FIELDS:

@@ -1,1 +1,1 @@
-"""PostgreSQL: connections, the embedded server, migrations, the IO manager and Dagster's storage."""
+"""PostgreSQL: connections, embedded server, migrations, the IO manager and Dagster's storage."""

@@ -40,7 +40,9 @@ def create_schema(url: str, schema: str) -> None:
 class CoinmarketDagsterStorage(DagsterPostgresStorage):
     """``DagsterPostgresStorage`` on ``COINMARKET_DATABASE_URL``, in schema ``dagster``."""
 
-    def __init__(self, schema: str = DEFAULT_SCHEMA, inst_data: ConfigurableClassData | None = None):
+    def __init__(
+        self, schema: str = DEFAULT_SCHEMA, inst_data: ConfigurableClassData | None = None
+    ):
         url = database_url()
         create_schema(url, schema)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)

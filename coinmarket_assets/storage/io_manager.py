@@ -5,7 +5,13 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InitResourceContext, InputContext, MetadataValue, OutputContext
+from dagster import (
+    ConfigurableIOManager,
+    InitResourceContext,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+)
 from pydantic import PrivateAttr
 
 from coinmarket_assets.storage.database import connect, database_url
@@ -18,7 +24,7 @@ PREVIEW_ROWS = 5
 
 @dataclass(frozen=True)
 class CoinRows:
-    """Rows of a per-coin table for a run's universe: its days are replaced for ``coin_ids`` only."""
+    """A per-coin table's rows for a run's universe: its days are replaced for ``coin_ids`` only."""
 
     frame: pd.DataFrame
     coin_ids: Sequence[int]

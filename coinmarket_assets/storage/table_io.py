@@ -102,7 +102,10 @@ def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> No
 
 
 def read_rows(
-    conn: psycopg.Connection, spec: TableSpec, first_day: date | None = None, end_day: date | None = None
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    first_day: date | None = None,
+    end_day: date | None = None,
 ) -> pd.DataFrame:
     """The table's rows, ordered by primary key; only first_day..end_day (exclusive) if given."""
     query = sql.SQL("SELECT {} FROM {}").format(
@@ -114,7 +117,9 @@ def read_rows(
             first=sql.Literal(first_day),
             end=sql.Literal(end_day),
         )
-    query += sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)))
+    query += sql.SQL(" ORDER BY {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, spec.primary_key))
+    )
     buffer = io.BytesIO()
     with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
         for chunk in copy:

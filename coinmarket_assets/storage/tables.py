@@ -27,7 +27,17 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "historical_trade_data",
-            ("coin_id", "ticker", "trade_date", "open", "high", "low", "close", "volume", "market_cap"),
+            (
+                "coin_id",
+                "ticker",
+                "trade_date",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "market_cap",
+            ),
             primary_key=("coin_id", "trade_date"),
         ),
         TableSpec(

@@ -51,17 +51,27 @@ def test_every_table_matches_its_definition(full_history: str, market: Synthetic
     assert list(rolling.index) == list(expected_rolling.index)
     for key, row in expected_rolling.iterrows():
         assert_close(rolling.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
-        assert_close(rolling.at[key, "std_dev"], row["std_dev"], abs_tol=1e-12, rel_tol=1e-7, what=f"std {key}")
+        assert_close(
+            rolling.at[key, "std_dev"],
+            row["std_dev"],
+            abs_tol=1e-12,
+            rel_tol=1e-7,
+            what=f"std {key}",
+        )
     assert rolling["rsi"].isna().sum() > len(market.coins) * 14  # NULL while windows fill
 
     returns = _table("period_returns")
     expected_returns = returns_reference(stored, days, 5)
     assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
-    assert (returns["period_return"].to_numpy() == expected_returns["period_return"].to_numpy()).all()
+    assert (
+        returns["period_return"].to_numpy() == expected_returns["period_return"].to_numpy()
+    ).all()
 
     for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
         ranked = _table(table)
-        assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(returns, 5, highest_first)
+        assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(
+            returns, 5, highest_first
+        )
 
     status = _table("currency_status")
     assert list(status["coin_id"]) == [101, 102, 103, 104, 105]
@@ -76,7 +86,9 @@ def test_rerunning_single_days_leaves_every_table_byte_for_byte_identical(full_h
     assert dump_all(full_history) == before
 
 
-def test_a_run_replaces_only_its_days_and_universe(full_history: str, monkeypatch, csv_source: Path):
+def test_a_run_replaces_only_its_days_and_universe(
+    full_history: str, monkeypatch, csv_source: Path
+):
     before = _table("historical_trade_data")
     monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA")
     daily = csv_source / "daily"
@@ -105,7 +117,9 @@ def test_rankings_use_every_coin_with_a_stored_return(full_history: str, monkeyp
     assert len(top[top["trade_date"] == "2020-06-02"]) == 5  # other days untouched
 
 
-def test_unknown_tickers_fail_before_anything_is_written(database_url: str, csv_source: Path, monkeypatch):
+def test_unknown_tickers_fail_before_anything_is_written(
+    database_url: str, csv_source: Path, monkeypatch
+):
     monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA,NOPE,ZZZ")
     result = materialize_days(FIRST, "2020-01-31", raise_on_error=False)
     assert not result.success
@@ -114,7 +128,9 @@ def test_unknown_tickers_fail_before_anything_is_written(database_url: str, csv_
     assert all(not dump for dump in dump_all(database_url).values())
 
 
-def test_an_invalid_candle_fails_its_run_and_keeps_the_stored_days(full_history: str, csv_source: Path):
+def test_an_invalid_candle_fails_its_run_and_keeps_the_stored_days(
+    full_history: str, csv_source: Path
+):
     before = dump_all(full_history)
     path = csv_source / "daily" / "GAMMA.csv"
     path.write_text(path.read_text().replace("\n2020-03-05,", "\n2020-03-05,NaN-ish", 1))

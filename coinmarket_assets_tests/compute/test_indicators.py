@@ -17,7 +17,9 @@ from coinmarket_assets_tests.reference import (
 from coinmarket_assets_tests.synthetic import default_market
 
 
-def _compute_rolling(candles: pd.DataFrame, rsi_period: int = 14, std_window: int = 14) -> pd.DataFrame:
+def _compute_rolling(
+    candles: pd.DataFrame, rsi_period: int = 14, std_window: int = 14
+) -> pd.DataFrame:
     days = candles["trade_date"]
     return rolling_statistics(
         candles,
@@ -34,7 +36,11 @@ def _compare_rolling(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     for key, row in expected.iterrows():
         assert_close(actual.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
         assert_close(
-            actual.at[key, "std_dev"], row["std_dev"], abs_tol=1e-12, rel_tol=1e-7, what=f"std {key}"
+            actual.at[key, "std_dev"],
+            row["std_dev"],
+            abs_tol=1e-12,
+            rel_tol=1e-7,
+            what=f"std {key}",
         )
 
 
@@ -73,7 +79,9 @@ def test_rsi_of_a_decayed_move_followed_by_flat_days_matches_talib_not_null():
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-03-01"))
     closes = np.full(len(days), 2.0)
     closes[:3] = [1.0, 1.5, 1.2]
-    candles = pd.DataFrame({"coin_id": 1, "ticker": "X", "trade_date": pd.DatetimeIndex(days), "close": closes})
+    candles = pd.DataFrame(
+        {"coin_id": 1, "ticker": "X", "trade_date": pd.DatetimeIndex(days), "close": closes}
+    )
     expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]))
     _compare_rolling(_compute_rolling(candles), expected)
     assert not np.isnan(expected["rsi"].iloc[-1])

@@ -20,7 +20,11 @@ def _returns() -> pd.DataFrame:
 
 
 def _as_tuples(frame: pd.DataFrame) -> list[tuple]:
-    return list(frame[["trade_date", "rank", "coin_id", "ticker", "period_return"]].itertuples(index=False, name=None))
+    return list(
+        frame[["trade_date", "rank", "coin_id", "ticker", "period_return"]].itertuples(
+            index=False, name=None
+        )
+    )
 
 
 def test_top_ranking_orders_highest_first_with_ticker_then_id_ties():

@@ -74,27 +74,37 @@ def test_duplicate_days_fail(csv_source: Path):
     lines = path.read_text().splitlines()
     path.write_text("\n".join([*lines, lines[10]]) + "\n")
     source = _source(csv_source)
-    with pytest.raises(InvalidCandlesError, match="GAMMA 2020-01-10: trade_date appears more than once"):
-        source.daily_candles(resolve_universe(source.listing(), ["GAMMA"]), date(2020, 1, 1), date(2020, 2, 1))
+    with pytest.raises(
+        InvalidCandlesError, match="GAMMA 2020-01-10: trade_date appears more than once"
+    ):
+        source.daily_candles(
+            resolve_universe(source.listing(), ["GAMMA"]), date(2020, 1, 1), date(2020, 2, 1)
+        )
 
 
 def test_unparseable_dates_fail_naming_the_coin(csv_source: Path):
     _rewrite_cell(csv_source / "daily" / "ALPHA.csv", "2020-01-05", "date", "05-01-2020")
     source = _source(csv_source)
-    with pytest.raises(SourceError, match=r"ALPHA .*dates must look like 2013-04-27, got \['05-01-2020'\]"):
-        source.daily_candles(resolve_universe(source.listing(), ["ALPHA"]), date(2020, 1, 1), date(2020, 1, 9))
+    with pytest.raises(
+        SourceError, match=r"ALPHA .*dates must look like 2013-04-27, got \['05-01-2020'\]"
+    ):
+        source.daily_candles(
+            resolve_universe(source.listing(), ["ALPHA"]), date(2020, 1, 1), date(2020, 1, 9)
+        )
 
 
 def test_a_missing_daily_file_is_named(csv_source: Path):
     (csv_source / "daily" / "BETA.csv").unlink()
     source = _source(csv_source)
     with pytest.raises(SourceError, match="no daily file for BETA"):
-        source.daily_candles(resolve_universe(source.listing(), ["BETA"]), date(2020, 1, 1), date(2020, 1, 9))
+        source.daily_candles(
+            resolve_universe(source.listing(), ["BETA"]), date(2020, 1, 1), date(2020, 1, 9)
+        )
 
 
 def test_unknown_tickers_are_all_named(csv_source: Path):
     listing = _source(csv_source).listing()
-    with pytest.raises(UnknownTickersError, match="Unknown tickers .*: NOPE, ZZZ"):
+    with pytest.raises(UnknownTickersError, match=r"Unknown tickers .*: NOPE, ZZZ"):
         resolve_universe(listing, ["ALPHA", "NOPE", "ZZZ"])
 
 
@@ -116,5 +126,7 @@ def test_coin_status_reports_the_newest_market_cap(csv_source: Path, market: Syn
     status = source.coin_status(resolve_universe(source.listing(), ["LATE"]))
     newest = market.coin("LATE").candles.iloc[-1]
     assert status.loc[0, "market_cap"] == newest["market_cap"]
-    assert status.loc[0, "last_update"] == (newest["date"] + pd.Timedelta(days=1)).tz_localize("UTC")
+    assert status.loc[0, "last_update"] == (newest["date"] + pd.Timedelta(days=1)).tz_localize(
+        "UTC"
+    )
     assert (status.loc[0, "coin_id"], status.loc[0, "slug"]) == (105, "late-listing")

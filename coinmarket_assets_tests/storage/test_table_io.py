@@ -45,7 +45,9 @@ def test_nulls_round_trip(database_url: str):
     with connect() as conn:
         replace_days(conn, ROLLING, rolling, date(2021, 1, 1), date(2021, 1, 3), [1])
         loaded = read_rows(conn, ROLLING)
-        nulls = conn.execute("SELECT count(*) FROM historical_rolling WHERE std_dev IS NULL").fetchone()
+        nulls = conn.execute(
+            "SELECT count(*) FROM historical_rolling WHERE std_dev IS NULL"
+        ).fetchone()
     pd.testing.assert_frame_equal(loaded, rolling, check_exact=True)
     assert nulls == (2,)
 
@@ -55,11 +57,15 @@ def test_replacing_days_leaves_other_days_and_other_coins_untouched(database_url
     eth = _candles(1027, "ETH", "2021-01-01", 10, 2)
     new_btc = _candles(1, "BTC", "2021-01-04", 3, 3)
     with connect() as conn:
-        replace_days(conn, TRADES, pd.concat([btc, eth]), date(2021, 1, 1), date(2021, 1, 11), [1, 1027])
+        replace_days(
+            conn, TRADES, pd.concat([btc, eth]), date(2021, 1, 1), date(2021, 1, 11), [1, 1027]
+        )
         deleted = replace_days(conn, TRADES, new_btc, date(2021, 1, 4), date(2021, 1, 7), [1])
         loaded = read_rows(conn, TRADES)
     assert deleted == 3
-    expected = pd.concat([btc[~btc["trade_date"].between("2021-01-04", "2021-01-06")], new_btc, eth])
+    expected = pd.concat(
+        [btc[~btc["trade_date"].between("2021-01-04", "2021-01-06")], new_btc, eth]
+    )
     expected = expected.sort_values(["coin_id", "trade_date"], ignore_index=True)
     pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
 

@@ -1,0 +1,158 @@
+"""The ``coinmarket`` launcher and Dagster's own CLI, run as subprocesses on a real database."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from coinmarket_assets.storage.database import DATABASE_URL_ENV
+from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS
+
+BIN = Path(sys.executable).parent
+PROJECT = Path(__file__).resolve().parents[1]
+ASSET_KEYS = {"currency_status", *PARTITIONED_ASSETS}
+
+
+def _run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args, env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT, check=False
+    )
+
+
+def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["COINMARKET_HOME"] = str(tmp_path / "home")
+    env.update(overrides)
+    return env
+
+
+def _count(url: str, query: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
+def test_migrate_applies_pending_migrations_once(empty_database_url: str, tmp_path: Path):
+    env = _env(tmp_path, **{DATABASE_URL_ENV: empty_database_url})
+    first = _run([str(BIN / "coinmarket"), "migrate"], env)
+    assert first.returncode == 0, first.stderr
+    assert "applied migrations V0001__coin_market" in first.stderr
+    second = _run([str(BIN / "coinmarket"), "migrate"], env)
+    assert "schema is current" in second.stderr
+
+
+@pytest.mark.slow
+def test_exec_materializes_a_partition_range_in_one_run_with_dagster_in_its_own_schema(
+    database_url: str, csv_source: Path, tmp_path: Path
+):
+    command = [
+        str(BIN / "coinmarket"),
+        "exec",
+        "--",
+        "dagster",
+        "asset",
+        "materialize",
+        "-m",
+        "coinmarket_assets.definitions",
+        "--select",
+        ",".join(PARTITIONED_ASSETS),
+        "--partition-range",
+        "2020-01-01...2020-03-31",
+    ]
+    result = _run(command, _env(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _count(database_url, "SELECT count(*) FROM dagster.runs") == 1
+    assert _count(database_url, "SELECT count(DISTINCT trade_date) FROM historical_rolling") == 91
+    public_tables = _count(
+        database_url,
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'public' AND table_name IN ('runs', 'event_logs')",
+    )
+    assert public_tables == 0
+
+
+@pytest.mark.slow
+def test_plain_dagster_cli_works_with_a_copy_of_the_project_dagster_yaml(
+    database_url: str, csv_source: Path, tmp_path: Path
+):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(PROJECT / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = _env(tmp_path, DAGSTER_HOME=str(dagster_home))
+    command = [str(BIN / "dagster"), "asset", "materialize", "-m", "coinmarket_assets.definitions"]
+    result = _run([*command, "--select", "currency_status"], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _count(database_url, "SELECT count(*) FROM currency_status") == 5
+
+
+def test_exec_starts_and_stops_the_embedded_database_when_no_url_is_set(tmp_path: Path):
+    env = _env(tmp_path)
+    env.pop(DATABASE_URL_ENV, None)
+    probe = "import os, psycopg; psycopg.connect(os.environ['COINMARKET_DATABASE_URL']).close()"
+    result = _run([str(BIN / "coinmarket"), "exec", "--", "python", "-c", probe], env)
+    assert result.returncode == 0, result.stderr
+    assert "embedded PostgreSQL running" in result.stderr
+    assert "embedded PostgreSQL stopped" in result.stderr
+    assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()
+
+
+def test_exec_passes_on_the_commands_exit_code(tmp_path: Path, database_url: str):
+    result = _run(
+        [str(BIN / "coinmarket"), "exec", "--", "python", "-c", "exit(3)"], _env(tmp_path)
+    )
+    assert result.returncode == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _asset_keys(port: int) -> set[str]:
+    query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=query,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        nodes = json.load(response)["data"]["assetNodes"]
+    return {"/".join(node["assetKey"]["path"]) for node in nodes}
+
+
+@pytest.mark.slow
+def test_dev_serves_the_ui_with_all_six_assets_on_the_embedded_database(tmp_path: Path):
+    env = _env(tmp_path)
+    env.pop(DATABASE_URL_ENV, None)
+    port = _free_port()
+    launcher = subprocess.Popen(
+        [str(BIN / "coinmarket"), "dev", "--port", str(port)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        keys: set[str] = set()
+        while time.monotonic() < deadline and launcher.poll() is None:
+            try:
+                keys = _asset_keys(port)
+                break
+            except (OSError, KeyError, ValueError):
+                time.sleep(1)
+        assert keys == ASSET_KEYS
+    finally:
+        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        launcher.wait(timeout=120)
+    assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()

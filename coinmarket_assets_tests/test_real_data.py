@@ -1,0 +1,83 @@
+"""Validation on real CoinMarketCap data from ../shared/data/cmc, when that folder is present.
+
+The project's own tests never need it; these skip, saying so, where it is absent.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.table_io import read_rows
+from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets_tests.dagster_runs import materialize_days, materialize_unpartitioned
+from coinmarket_assets_tests.reference import (
+    assert_close,
+    ranking_reference,
+    returns_reference,
+    rolling_reference,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmc"
+TICKERS = "BTC,LTC,XRP,DOGE,XMR,USDT,XLM,XEM,ETH"
+FIRST, LAST = "2013-12-01", "2016-06-30"
+
+pytestmark = pytest.mark.skipif(
+    not (SHARED_DATA / "coins.csv").is_file(),
+    reason=f"real CoinMarketCap data not present at {SHARED_DATA}",
+)
+
+
+def _table(name: str) -> pd.DataFrame:
+    with connect() as conn:
+        return read_rows(conn, TABLES[name])
+
+
+@pytest.fixture
+def real_history(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{SHARED_DATA}")
+    monkeypatch.setenv("COINMARKET_TICKERS", TICKERS)
+    materialize_unpartitioned(["currency_status"])
+    materialize_days(FIRST, LAST)
+    return database_url
+
+
+def test_real_history_matches_talib_and_pandas_references(real_history: str):
+    stored = _table("historical_trade_data")
+    days = pd.date_range(FIRST, LAST, freq="D")
+
+    rolling = _table("historical_rolling").set_index(["coin_id", "trade_date"])
+    expected = rolling_reference(stored, days)
+    assert list(rolling.index) == list(expected.index)
+    for key, row in expected.iterrows():
+        assert_close(rolling.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
+        assert_close(
+            rolling.at[key, "std_dev"],
+            row["std_dev"],
+            abs_tol=1e-12,
+            rel_tol=1e-7,
+            what=f"std {key}",
+        )
+
+    returns = _table("period_returns")
+    expected_returns = returns_reference(stored, days, 5)
+    assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
+    top = _table("top_ranking")
+    assert list(top.itertuples(index=False, name=None)) == ranking_reference(returns, 5, True)
+
+
+def test_real_anomalies_are_stored_as_published(real_history: str):
+    stored = _table("historical_trade_data")
+    by_coin = {ticker: frame.set_index("trade_date") for ticker, frame in stored.groupby("ticker")}
+    assert pd.Timestamp("2014-06-05") not in by_coin["XMR"].index  # a real gap stays a gap
+    assert by_coin["USDT"].loc["2015-02-27":"2015-03-01"].empty
+    assert (by_coin["BTC"].loc["2013-12-01":"2013-12-26", "volume"] == 0).all()  # zero volumes
+    assert by_coin["DOGE"]["close"].min() < 1e-4  # scientific notation in the source
+    usdt = by_coin["USDT"].loc["2015-03-06":"2016-06-30"]
+    flat = (
+        (usdt["open"] == usdt["high"])
+        & (usdt["low"] == usdt["close"])
+        & (usdt["open"] == usdt["close"])
+    )
+    assert flat.sum() > 300  # flat candles kept as published
