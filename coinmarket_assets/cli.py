@@ -41,8 +41,12 @@ def database_environment() -> Iterator[str]:
         yield url
     finally:
         if embedded is not None:
-            embedded.stop()
-            _say("embedded PostgreSQL stopped")
+            stopped = embedded.stop()
+            _say(
+                "embedded PostgreSQL stopped"
+                if stopped
+                else "embedded PostgreSQL left running for another coinmarket process"
+            )
 
 
 def _migrate(url: str) -> None:

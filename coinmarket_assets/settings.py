@@ -2,7 +2,7 @@
 
 import os
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
 EARLIEST_START_DATE = date(2009, 1, 3)
@@ -31,7 +31,7 @@ class Settings:
         duplicates = sorted({t for t in self.tickers if self.tickers.count(t) > 1})
         if duplicates:
             raise SettingsError(f"COINMARKET_TICKERS repeats {', '.join(duplicates)}")
-        if not EARLIEST_START_DATE <= self.start_date <= date.today():
+        if not EARLIEST_START_DATE <= self.start_date <= datetime.now(UTC).date():
             raise SettingsError(
                 f"COINMARKET_START_DATE must be between {EARLIEST_START_DATE} and today, "
                 f"not {self.start_date}"

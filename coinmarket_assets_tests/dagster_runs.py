@@ -2,10 +2,13 @@
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 import psycopg
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from coinmarket_assets.definitions import defs
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.table_io import read_rows
 from coinmarket_assets.storage.tables import TABLES
 
 PARTITIONED_ASSETS = [
@@ -47,6 +50,12 @@ def materialize_unpartitioned(
         resources={**defs.resources, **(resources or {})},
         instance=DagsterInstance.ephemeral(),
     )
+
+
+def read_table(name: str) -> pd.DataFrame:
+    """A data table as the IO manager loads it, from COINMARKET_DATABASE_URL."""
+    with connect() as conn:
+        return read_rows(conn, TABLES[name])
 
 
 def dump_table(url: str, table: str, exclude: Sequence[str] = ()) -> bytes:

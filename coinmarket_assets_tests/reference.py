@@ -50,9 +50,12 @@ def rolling_reference(
 
 
 def returns_reference(stored: pd.DataFrame, days: pd.DatetimeIndex, n: int) -> pd.DataFrame:
-    """Calendar-indexed closes per coin, shifted by n days: (coin_id, trade_date) -> return."""
+    """Calendar-indexed closes per coin, shifted by n days: (coin_id, trade_date) -> return.
+
+    A zero earlier close has no return."""
     closes = stored.pivot(index="trade_date", columns="coin_id", values="close").asfreq("D")
-    returns = (closes / closes.shift(n) - 1).loc[closes.index.isin(days)]
+    earlier = closes.shift(n)
+    returns = (closes / earlier.where(earlier != 0) - 1).loc[closes.index.isin(days)]
     long = returns.stack().rename("period_return").dropna()
     long.index = long.index.set_names(["trade_date", "coin_id"])
     return long.reorder_levels(["coin_id", "trade_date"]).sort_index().to_frame()
@@ -75,6 +78,20 @@ def ranking_reference(
         for rank, entry in enumerate(entries[:size], start=1):
             result.append((day, rank, entry.coin_id, entry.ticker, entry.period_return))
     return result
+
+
+def assert_rolling_matches(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same rows; RSI within 1e-6 (the definition's tolerance), std_dev to 1e-7 relative."""
+    assert list(actual.index) == list(expected.index)
+    for key, row in expected.iterrows():
+        assert_close(actual.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
+        assert_close(
+            actual.at[key, "std_dev"],
+            row["std_dev"],
+            abs_tol=1e-12,
+            rel_tol=1e-7,
+            what=f"std {key}",
+        )
 
 
 def assert_close(

@@ -8,12 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coinmarket_assets.storage.database import connect
-from coinmarket_assets.storage.table_io import read_rows
-from coinmarket_assets.storage.tables import TABLES
-from coinmarket_assets_tests.dagster_runs import materialize_days, materialize_unpartitioned
+from coinmarket_assets_tests.dagster_runs import (
+    materialize_days,
+    materialize_unpartitioned,
+    read_table,
+)
 from coinmarket_assets_tests.reference import (
-    assert_close,
+    assert_rolling_matches,
     ranking_reference,
     returns_reference,
     rolling_reference,
@@ -29,11 +30,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _table(name: str) -> pd.DataFrame:
-    with connect() as conn:
-        return read_rows(conn, TABLES[name])
-
-
 @pytest.fixture
 def real_history(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{SHARED_DATA}")
@@ -44,31 +40,27 @@ def real_history(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_real_history_matches_talib_and_pandas_references(real_history: str):
-    stored = _table("historical_trade_data")
+    stored = read_table("historical_trade_data")
     days = pd.date_range(FIRST, LAST, freq="D")
 
-    rolling = _table("historical_rolling").set_index(["coin_id", "trade_date"])
-    expected = rolling_reference(stored, days)
-    assert list(rolling.index) == list(expected.index)
-    for key, row in expected.iterrows():
-        assert_close(rolling.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
-        assert_close(
-            rolling.at[key, "std_dev"],
-            row["std_dev"],
-            abs_tol=1e-12,
-            rel_tol=1e-7,
-            what=f"std {key}",
-        )
+    rolling = read_table("historical_rolling").set_index(["coin_id", "trade_date"])
+    assert_rolling_matches(rolling, rolling_reference(stored, days))
 
-    returns = _table("period_returns")
+    returns = read_table("period_returns")
     expected_returns = returns_reference(stored, days, 5)
     assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
-    top = _table("top_ranking")
-    assert list(top.itertuples(index=False, name=None)) == ranking_reference(returns, 5, True)
+    assert (
+        returns["period_return"].to_numpy() == expected_returns["period_return"].to_numpy()
+    ).all()
+    for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
+        ranked = read_table(table)
+        assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(
+            returns, 5, highest_first
+        )
 
 
 def test_real_anomalies_are_stored_as_published(real_history: str):
-    stored = _table("historical_trade_data")
+    stored = read_table("historical_trade_data")
     by_coin = {ticker: frame.set_index("trade_date") for ticker, frame in stored.groupby("ticker")}
     assert pd.Timestamp("2014-06-05") not in by_coin["XMR"].index  # a real gap stays a gap
     assert by_coin["USDT"].loc["2015-02-27":"2015-03-01"].empty

@@ -13,8 +13,8 @@ from dagster import (
 from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
 from coinmarket_assets.compute.indicators import rolling_statistics
 from coinmarket_assets.partitions import daily_partitions, run_days
-from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
-from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, load_settings
+from coinmarket_assets.resources import PipelineSettingsResource
+from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
 from coinmarket_assets.storage.io_manager import CoinRows
 
 RETURN_DAYS = load_settings().return_days
@@ -29,10 +29,13 @@ def _lookback(days: int) -> AssetIn:
     )
 
 
-def _universe_rows(
-    rows: pd.DataFrame, source: MarketDataSourceResource, settings_tickers: tuple[str, ...]
-) -> CoinRows:
-    coin_ids = [coin.coin_id for coin in source.universe(settings_tickers)]
+def _universe_rows(rows: pd.DataFrame, candles: pd.DataFrame, settings: Settings) -> CoinRows:
+    """The rows of the universe's coins, identified from the stored candles by ticker.
+
+    Statistics are computed from stored data only, so they never need the source.
+    """
+    in_universe = candles["ticker"].str.upper().isin(settings.tickers)
+    coin_ids = sorted(int(coin_id) for coin_id in candles.loc[in_universe, "coin_id"].unique())
     return CoinRows(rows[rows["coin_id"].isin(coin_ids)].reset_index(drop=True), coin_ids)
 
 
@@ -47,7 +50,6 @@ def _universe_rows(
 )
 def historical_rolling(
     context: AssetExecutionContext,
-    source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
     historical_trade_data: pd.DataFrame,
 ) -> CoinRows:
@@ -64,7 +66,7 @@ def historical_rolling(
         lookback_days=RSI_LOOKBACK_DAYS,
     )
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return _universe_rows(rolling, source, settings.tickers)
+    return _universe_rows(rolling, historical_trade_data, settings)
 
 
 @asset(
@@ -78,15 +80,19 @@ def historical_rolling(
 )
 def period_returns(
     context: AssetExecutionContext,
-    source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
     historical_trade_data: pd.DataFrame,
 ) -> CoinRows:
     """close(D) / close(D - n days) - 1 per coin, where both closes are stored."""
     settings = pipeline_settings.settings
+    if settings.return_days != RETURN_DAYS:
+        raise SettingsError(
+            f"COINMARKET_RETURN_DAYS is {settings.return_days} but the code location was loaded "
+            f"with {RETURN_DAYS}; reload it so that the lookback matches"
+        )
     first_day, last_day = run_days(context)
     returns = compute_period_returns(
         historical_trade_data, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
     )
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return _universe_rows(returns, source, settings.tickers)
+    return _universe_rows(returns, historical_trade_data, settings)

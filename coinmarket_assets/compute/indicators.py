@@ -8,9 +8,6 @@ never filled.
 import numpy as np
 import pandas as pd
 
-# TA-Lib treats a smoothed gain + loss this close to zero as zero and returns an RSI of 0.
-TA_LIB_ZERO = 1e-14
-
 ROLLING_COLUMNS = ["coin_id", "ticker", "trade_date", "rsi", "std_dev"]
 RETURN_COLUMNS = ["coin_id", "ticker", "trade_date", "period_return"]
 
@@ -49,7 +46,8 @@ def wilder_rsi(
 
     total = avg_gain + avg_loss
     with np.errstate(divide="ignore", invalid="ignore"):
-        rsi = np.where(np.abs(total) < TA_LIB_ZERO, 0.0, 100.0 * (avg_gain / total))
+        # As TA-Lib: 0 when the smoothed moves have decayed to exactly zero.
+        rsi = np.where(total == 0.0, 0.0, 100.0 * (avg_gain / total))
     return np.where((change_counts >= period) & moved, rsi, np.nan)
 
 
@@ -107,7 +105,7 @@ def period_returns(
 ) -> pd.DataFrame:
     """close(D) / close(D - days calendar days) - 1 for days D in first_day..last_day.
 
-    No row where either close is missing.
+    No row where either close is missing, or where the earlier close is zero (undefined).
     """
     closes = candles[["coin_id", "ticker", "trade_date", "close"]]
     current = closes[(closes["trade_date"] >= first_day) & (closes["trade_date"] <= last_day)]
@@ -115,6 +113,7 @@ def period_returns(
         trade_date=closes["trade_date"] + pd.Timedelta(days=days)
     )
     joined = current.merge(earlier, on=["coin_id", "trade_date"], suffixes=("", "_earlier"))
+    joined = joined[joined["close_earlier"] != 0.0]
     joined["period_return"] = joined["close"] / joined["close_earlier"] - 1.0
     return joined.sort_values(["coin_id", "trade_date"], ignore_index=True)[RETURN_COLUMNS]
 

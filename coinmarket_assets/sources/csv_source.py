@@ -40,6 +40,8 @@ class CsvSource(MarketDataSource):
         for coin in coins:
             newest = self._daily_file(coin).iloc[-1:]
             day = newest["trade_date"].iloc[0] if len(newest) else None
+            if day is not None:
+                newest = validated_candles(newest, day.date(), day.date())
             rows.append(
                 {
                     "coin_id": coin.coin_id,
@@ -70,6 +72,9 @@ def _read_coins(path: Path) -> pd.DataFrame:
     ids = pd.to_numeric(frame["coin_id"], errors="coerce")
     if ids.isna().any():
         raise SourceError(f"{path}: coin_id must be a whole number on every row")
+    repeated = sorted(set(ids[ids.duplicated()].astype(int)))
+    if repeated:
+        raise SourceError(f"{path}: coin_id {', '.join(map(str, repeated))} listed more than once")
     ranks = pd.to_numeric(frame["rank"], errors="coerce") if "rank" in frame else None
     return pd.DataFrame(
         {

@@ -2,7 +2,7 @@
 
 import os
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
@@ -26,15 +26,15 @@ def database_url() -> str:
     return url
 
 
+# Sessions read and write days in UTC, ISO dates, and floats that round-trip exactly,
+# whatever the server's defaults; options already in the URL (e.g. search_path) are kept.
+SESSION_OPTIONS = ("-c TimeZone=UTC", "-c DateStyle=ISO", "-c extra_float_digits=3")
+
+
 def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
-    """Open a psycopg 3 connection whose session works in UTC."""
-    conninfo = url or database_url()
-    return psycopg.connect(
-        conninfo,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        options="-c TimeZone=UTC",
-        **kwargs,
-    )
+    """Open a psycopg 3 connection with the project's session settings."""
+    conninfo = with_options(url or database_url(), *SESSION_OPTIONS)
+    return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)
 
 
 def with_driver(url: str, driver: str) -> str:
@@ -52,9 +52,10 @@ def with_options(url: str, *options: str) -> str:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     query["options"] = " ".join(filter(None, [query.get("options", ""), *options]))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 def redact(url: str) -> str:
     """The URL with any password replaced, safe to log."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)

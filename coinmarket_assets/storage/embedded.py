@@ -46,10 +46,12 @@ class EmbeddedPostgres:
         create_database(self._server.get_uri("postgres"), database)
         return self._server.get_uri(database)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Release the server; True when it stopped, False when another process still uses it."""
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+        return not (self.data_dir / "postmaster.pid").exists()
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> None:

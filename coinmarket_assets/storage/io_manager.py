@@ -12,7 +12,7 @@ from dagster import (
     MetadataValue,
     OutputContext,
 )
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from coinmarket_assets.storage.database import connect, database_url
 from coinmarket_assets.storage.migrations import ensure_schema_current
@@ -37,24 +37,31 @@ class PostgresIOManager(ConfigurableIOManager):
     inputs load exactly the days their partition mapping asks for.
     """
 
-    database_url: str | None = None
+    url: str | None = Field(default=None, description="Overrides COINMARKET_DATABASE_URL.")
     _url: str = PrivateAttr()
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._url = self.database_url or database_url()
+        self._url = self.url or database_url()
         ensure_schema_current(self._url)
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> None:
         spec = _spec(context.asset_key.path[-1])
         frame, coin_ids = (obj.frame, obj.coin_ids) if isinstance(obj, CoinRows) else (obj, None)
-        metadata: dict[str, object] = {"dagster/table_name": spec.name, "rows_written": len(frame)}
+        # A ranged run records one materialization per day, each carrying these run totals.
+        metadata: dict[str, object] = {
+            "dagster/table_name": spec.name,
+            "run_rows_written": len(frame),
+        }
         with connect(self._url) as conn:
             if context.has_asset_partitions:
-                first_day, end_day = _days(context)
-                deleted = replace_days(conn, spec, frame, first_day, end_day, coin_ids)
-                metadata |= {"days": (end_day - first_day).days, "rows_replaced": deleted}
+                first_day, end_exclusive = _days(context)
+                deleted = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids)
+                metadata |= {
+                    "run_days": (end_exclusive - first_day).days,
+                    "run_rows_replaced": deleted,
+                }
                 if coin_ids is not None:
-                    metadata["coins"] = len(coin_ids)
+                    metadata["run_coins"] = len(coin_ids)
             else:
                 upsert(conn, spec, frame)
         metadata["preview"] = MetadataValue.md(_preview(frame))

@@ -18,7 +18,14 @@ class SchemaNotCurrentError(RuntimeError):
 
 
 def _migrations() -> MigrationList:
-    return read_migrations(str(MIGRATIONS_DIR))
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    if not migrations:
+        # yoyo reads a missing folder as "no migrations"; that must not pass as a current schema.
+        raise FileNotFoundError(
+            f"No migrations found in {MIGRATIONS_DIR}; install the project from its checkout "
+            "(pip install -e .) so that sql/ is next to the package."
+        )
+    return migrations
 
 
 @contextmanager

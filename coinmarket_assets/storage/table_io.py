@@ -8,11 +8,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from coinmarket_assets.storage.tables import TableSpec
-
-INTEGER_COLUMNS = {"coin_id": "int64", "rank": "Int64"}
-TEXT_COLUMNS = {"ticker", "coin_name", "slug"}
-TIMESTAMP_COLUMNS = {"last_update"}
+from coinmarket_assets.storage.tables import DATE, TEXT, TIMESTAMP, TableSpec
 
 
 def _copy_in(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame, table: str) -> None:
@@ -36,27 +32,27 @@ def replace_days(
     spec: TableSpec,
     frame: pd.DataFrame,
     first_day: date,
-    end_day: date,
+    end_exclusive: date,
     coin_ids: Sequence[int] | None = None,
 ) -> int:
-    """Atomically replace the rows dated first_day..end_day (exclusive) with ``frame``.
+    """Atomically replace the rows dated from first_day up to end_exclusive with ``frame``.
 
     With ``coin_ids`` only those coins' rows on those days are replaced. Returns rows deleted.
     """
     assert spec.date_column is not None
     days = frame[spec.date_column]
-    outside = frame[(days < pd.Timestamp(first_day)) | (days >= pd.Timestamp(end_day))]
+    outside = frame[(days < pd.Timestamp(first_day)) | (days >= pd.Timestamp(end_exclusive))]
     if len(outside):
         raise ValueError(
             f"{spec.name}: rows dated {outside[spec.date_column].min():%Y-%m-%d} are outside "
-            f"the partitions being written ({first_day}..{end_day}, end exclusive)"
+            f"the partitions being written ({first_day}..{end_exclusive}, end exclusive)"
         )
     if coin_ids is not None and not frame[spec.coin_column].isin(coin_ids).all():
         raise ValueError(f"{spec.name}: rows of coins outside the run's universe")
     condition = sql.SQL("{} >= %s AND {} < %s").format(
         sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
     )
-    params: list[object] = [first_day, end_day]
+    params: list[object] = [first_day, end_exclusive]
     if coin_ids is not None:
         condition += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
         params.append(list(coin_ids))
@@ -105,17 +101,17 @@ def read_rows(
     conn: psycopg.Connection,
     spec: TableSpec,
     first_day: date | None = None,
-    end_day: date | None = None,
+    end_exclusive: date | None = None,
 ) -> pd.DataFrame:
-    """The table's rows, ordered by primary key; only first_day..end_day (exclusive) if given."""
+    """The table's rows by primary key; only those from first_day up to end_exclusive if given."""
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(map(sql.Identifier, spec.columns)), sql.Identifier(spec.name)
     )
-    if first_day is not None and end_day is not None and spec.date_column:
+    if first_day is not None and end_exclusive is not None and spec.date_column:
         query += sql.SQL(" WHERE {column} >= {first} AND {column} < {end}").format(
             column=sql.Identifier(spec.date_column),
             first=sql.Literal(first_day),
-            end=sql.Literal(end_day),
+            end=sql.Literal(end_exclusive),
         )
     query += sql.SQL(" ORDER BY {}").format(
         sql.SQL(", ").join(map(sql.Identifier, spec.primary_key))
@@ -129,23 +125,21 @@ def read_rows(
 
 def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
     columns = list(spec.columns)
-    dtypes = {c: INTEGER_COLUMNS.get(c, "float64") for c in columns}
-    dtypes.update({c: "str" for c in columns if c in TEXT_COLUMNS | TIMESTAMP_COLUMNS})
-    dates = [c for c in columns if c == spec.date_column]
-    if dates:
-        dtypes.pop(spec.date_column)
-    if not payload:
-        frame = pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in columns})
-    else:
+    # Dates and timestamps arrive as text and are converted below; only text may be empty.
+    read_as = {c: TEXT if t in (TEXT, DATE, TIMESTAMP) else t for c, t in spec.types.items()}
+    if payload:
         frame = pd.read_csv(
             io.BytesIO(payload),
             names=columns,
-            dtype=dtypes,
+            dtype=read_as,
             keep_default_na=False,
-            na_values={c: [""] for c in columns if c not in TEXT_COLUMNS},
+            na_values={c: [""] for c, t in spec.types.items() if t != TEXT},
         )
-    for column in dates:
-        frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d")
-    for column in TIMESTAMP_COLUMNS & set(columns):
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    else:
+        frame = pd.DataFrame({c: pd.Series(dtype=t) for c, t in read_as.items()})
+    for column, kind in spec.types.items():
+        if kind == DATE:
+            frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d")
+        elif kind == TIMESTAMP:
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     return frame

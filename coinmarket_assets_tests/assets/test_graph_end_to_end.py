@@ -7,18 +7,16 @@ import pandas as pd
 import pytest
 
 from coinmarket_assets.resources import PipelineSettingsResource
-from coinmarket_assets.storage.database import connect
-from coinmarket_assets.storage.table_io import read_rows
-from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_runs import (
     PARTITIONED_ASSETS,
     dump_all,
     failure_messages,
     materialize_days,
     materialize_unpartitioned,
+    read_table,
 )
 from coinmarket_assets_tests.reference import (
-    assert_close,
+    assert_rolling_matches,
     ranking_reference,
     returns_reference,
     rolling_reference,
@@ -26,11 +24,6 @@ from coinmarket_assets_tests.reference import (
 from coinmarket_assets_tests.synthetic import SyntheticMarket
 
 FIRST, LAST = "2020-01-01", "2020-07-18"
-
-
-def _table(name: str) -> pd.DataFrame:
-    with connect() as conn:
-        return read_rows(conn, TABLES[name])
 
 
 @pytest.fixture
@@ -41,26 +34,16 @@ def full_history(database_url: str, csv_source: Path) -> str:
 
 
 def test_every_table_matches_its_definition(full_history: str, market: SyntheticMarket):
-    stored = _table("historical_trade_data")
+    stored = read_table("historical_trade_data")
     expected_candles = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
     pd.testing.assert_frame_equal(stored, expected_candles, check_exact=True, check_dtype=False)
 
     days = pd.date_range(FIRST, LAST, freq="D")
-    rolling = _table("historical_rolling").set_index(["coin_id", "trade_date"])
-    expected_rolling = rolling_reference(stored, days)
-    assert list(rolling.index) == list(expected_rolling.index)
-    for key, row in expected_rolling.iterrows():
-        assert_close(rolling.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
-        assert_close(
-            rolling.at[key, "std_dev"],
-            row["std_dev"],
-            abs_tol=1e-12,
-            rel_tol=1e-7,
-            what=f"std {key}",
-        )
+    rolling = read_table("historical_rolling").set_index(["coin_id", "trade_date"])
+    assert_rolling_matches(rolling, rolling_reference(stored, days))
     assert rolling["rsi"].isna().sum() > len(market.coins) * 14  # NULL while windows fill
 
-    returns = _table("period_returns")
+    returns = read_table("period_returns")
     expected_returns = returns_reference(stored, days, 5)
     assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
     assert (
@@ -68,12 +51,12 @@ def test_every_table_matches_its_definition(full_history: str, market: Synthetic
     ).all()
 
     for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
-        ranked = _table(table)
+        ranked = read_table(table)
         assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(
             returns, 5, highest_first
         )
 
-    status = _table("currency_status")
+    status = read_table("currency_status")
     assert list(status["coin_id"]) == [101, 102, 103, 104, 105]
     assert list(status["ticker"]) == market.tickers
 
@@ -87,31 +70,50 @@ def test_rerunning_single_days_leaves_every_table_byte_for_byte_identical(full_h
 
 
 def test_a_run_replaces_only_its_days_and_universe(
-    full_history: str, monkeypatch, csv_source: Path
+    full_history: str, monkeypatch: pytest.MonkeyPatch, csv_source: Path
 ):
-    before = _table("historical_trade_data")
+    before = {table: read_table(table) for table in PARTITIONED_ASSETS}
     monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA")
     daily = csv_source / "daily"
     for ticker in ["ALPHA", "BETA"]:  # a revision of both coins on every day
         frame = pd.read_csv(daily / f"{ticker}.csv", dtype=str)
         frame["close"] = frame["close"].astype(float).mul(2).map(repr)
         frame.to_csv(daily / f"{ticker}.csv", index=False)
-    materialize_days("2020-03-01", "2020-03-03", selection=["historical_trade_data"])
-    after = _table("historical_trade_data")
-    changed = after.merge(before, on=["coin_id", "trade_date"], suffixes=("", "_before"))
-    changed = changed[changed["close"] != changed["close_before"]]
-    assert set(changed["ticker"]) == {"ALPHA"}
-    assert sorted(changed["trade_date"].dt.strftime("%d")) == ["01", "02", "03"]
-    assert len(after) == len(before)
+    materialize_days("2020-03-01", "2020-03-03")
+
+    for table in ["historical_trade_data", "historical_rolling", "period_returns"]:
+        after = read_table(table)
+        assert len(after) == len(before[table]), table
+        merged = after.merge(before[table], on=["coin_id", "trade_date"], suffixes=("", "_was"))
+        value = {"historical_trade_data": "close", "historical_rolling": "std_dev"}.get(
+            table, "period_return"
+        )
+        changed = merged[merged[value] != merged[f"{value}_was"]].dropna(subset=[value])
+        assert set(changed["ticker"]) == {"ALPHA"}, table
+        assert set(changed["trade_date"].dt.strftime("%m-%d")) <= {"03-01", "03-02", "03-03"}, table
+
+    # Rankings are replaced per whole day from every coin's stored return.
+    def in_run(frame: pd.DataFrame) -> pd.Series:
+        return frame["trade_date"].between("2020-03-01", "2020-03-03")
+
+    returns = read_table("period_returns")
+    for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
+        ranked, was = read_table(table), before[table]
+        expected = ranking_reference(returns[in_run(returns)], 5, highest_first)
+        assert list(ranked[in_run(ranked)].itertuples(index=False, name=None)) == expected
+        pd.testing.assert_frame_equal(
+            ranked[~in_run(ranked)].reset_index(drop=True),
+            was[~in_run(was)].reset_index(drop=True),
+        )
 
 
 def test_rankings_use_every_coin_with_a_stored_return(full_history: str, monkeypatch):
     monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA")
     ranking = PipelineSettingsResource(rank_size=2)
     materialize_days("2020-06-01", "2020-06-01", ["top_ranking"], {"pipeline_settings": ranking})
-    top = _table("top_ranking")
+    top = read_table("top_ranking")
     day = top[top["trade_date"] == "2020-06-01"]
-    returns = _table("period_returns")
+    returns = read_table("period_returns")
     expected = ranking_reference(returns[returns["trade_date"] == "2020-06-01"], 2, True)
     assert list(day.itertuples(index=False, name=None)) == expected
     assert len(top[top["trade_date"] == "2020-06-02"]) == 5  # other days untouched
@@ -155,8 +157,9 @@ def test_materializations_record_row_counts_settings_and_a_preview(
     events = result.get_asset_materialization_events()
     trades = next(e for e in events if e.asset_key.path == ["historical_trade_data"])
     metadata = trades.materialization.metadata
-    assert metadata["rows_written"].value == january.sum() == 31 * 4  # LATE is not listed yet
-    assert metadata["days"].value == 31
+    assert metadata["run_rows_written"].value == january.sum() == 31 * 4  # LATE not listed yet
+    assert metadata["run_days"].value == 31
+    assert metadata["run_coins"].value == 5
     assert metadata["settings"].value["tickers"] == "ALPHA,BETA,GAMMA,DELTA,LATE"
     preview = metadata["preview"].value
     assert "coin_id" in preview.splitlines()[0]

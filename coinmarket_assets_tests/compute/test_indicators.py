@@ -10,7 +10,7 @@ from coinmarket_assets.compute.indicators import (
 )
 from coinmarket_assets_tests.reference import (
     LOOKBACK_DAYS,
-    assert_close,
+    assert_rolling_matches,
     returns_reference,
     rolling_reference,
 )
@@ -31,23 +31,10 @@ def _compute_rolling(
     ).set_index(["coin_id", "trade_date"])
 
 
-def _compare_rolling(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
-    assert list(actual.index) == list(expected.index)
-    for key, row in expected.iterrows():
-        assert_close(actual.at[key, "rsi"], row["rsi"], abs_tol=1e-6, what=f"rsi {key}")
-        assert_close(
-            actual.at[key, "std_dev"],
-            row["std_dev"],
-            abs_tol=1e-12,
-            rel_tol=1e-7,
-            what=f"std {key}",
-        )
-
-
 def test_rolling_statistics_match_talib_on_gaps_flat_runs_and_tiny_prices():
     candles = default_market().candles()
     expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"].unique()))
-    _compare_rolling(_compute_rolling(candles), expected)
+    assert_rolling_matches(_compute_rolling(candles), expected)
 
 
 def test_rsi_window_spans_300_calendar_days_across_long_histories():
@@ -63,7 +50,7 @@ def test_rsi_window_spans_300_calendar_days_across_long_histories():
         }
     )
     expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]), 9, 21)
-    _compare_rolling(_compute_rolling(candles, rsi_period=9, std_window=21), expected)
+    assert_rolling_matches(_compute_rolling(candles, rsi_period=9, std_window=21), expected)
 
 
 def test_rsi_is_null_before_fifteen_closes_and_on_all_flat_windows():
@@ -75,16 +62,15 @@ def test_rsi_is_null_before_fifteen_closes_and_on_all_flat_windows():
     assert rsi[30] == pytest.approx(100.0)
 
 
-def test_rsi_of_a_decayed_move_followed_by_flat_days_matches_talib_not_null():
-    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-03-01"))
+def test_rsi_of_a_tiny_move_decayed_over_300_flat_days_matches_talib_not_zero():
+    days = pd.date_range("2020-01-01", periods=320, freq="D")
     closes = np.full(len(days), 2.0)
-    closes[:3] = [1.0, 1.5, 1.2]
-    candles = pd.DataFrame(
-        {"coin_id": 1, "ticker": "X", "trade_date": pd.DatetimeIndex(days), "close": closes}
-    )
-    expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]))
-    _compare_rolling(_compute_rolling(candles), expected)
-    assert not np.isnan(expected["rsi"].iloc[-1])
+    closes[0] = 2.0 - 1e-6  # one tiny move, then 319 flat closes
+    candles = pd.DataFrame({"coin_id": 1, "ticker": "X", "trade_date": days, "close": closes})
+    expected = rolling_reference(candles, days)
+    assert_rolling_matches(_compute_rolling(candles), expected)
+    assert expected["rsi"].iloc[299] == 100.0  # the move is still in the window
+    assert np.isnan(expected["rsi"].iloc[-1])  # the window has become all flat
 
 
 def test_std_needs_a_full_window_of_stored_closes():
@@ -104,3 +90,17 @@ def test_period_returns_match_calendar_shifted_closes_and_skip_missing_days():
     np.testing.assert_allclose(actual["period_return"], expected["period_return"], rtol=1e-15)
     gap_day = pd.Timestamp("2020-02-10") + pd.Timedelta(days=5)  # ALPHA has no 2020-02-10..12
     assert (101, gap_day) not in actual.index
+
+
+def test_a_zero_earlier_close_has_no_return():
+    candles = pd.DataFrame(
+        {
+            "coin_id": 1,
+            "ticker": "X",
+            "trade_date": pd.date_range("2020-01-01", periods=4, freq="D"),
+            "close": [0.0, 0.0, 2.0, 0.0],
+        }
+    )
+    returns = period_returns(candles, candles["trade_date"].min(), candles["trade_date"].max(), 1)
+    assert list(returns["trade_date"].dt.day) == [4]
+    assert list(returns["period_return"]) == [-1.0]
