@@ -13,12 +13,7 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_unpartitioned,
     read_table,
 )
-from coinmarket_assets_tests.reference import (
-    assert_rolling_matches,
-    ranking_reference,
-    returns_reference,
-    rolling_reference,
-)
+from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmc"
 TICKERS = "BTC,LTC,XRP,DOGE,XMR,USDT,XLM,XEM,ETH"
@@ -40,23 +35,7 @@ def real_history(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_real_history_matches_talib_and_pandas_references(real_history: str):
-    stored = read_table("historical_trade_data")
-    days = pd.date_range(FIRST, LAST, freq="D")
-
-    rolling = read_table("historical_rolling").set_index(["coin_id", "trade_date"])
-    assert_rolling_matches(rolling, rolling_reference(stored, days))
-
-    returns = read_table("period_returns")
-    expected_returns = returns_reference(stored, days, 5)
-    assert list(returns.set_index(["coin_id", "trade_date"]).index) == list(expected_returns.index)
-    assert (
-        returns["period_return"].to_numpy() == expected_returns["period_return"].to_numpy()
-    ).all()
-    for table, highest_first in [("top_ranking", True), ("bottom_ranking", False)]:
-        ranked = read_table(table)
-        assert list(ranked.itertuples(index=False, name=None)) == ranking_reference(
-            returns, 5, highest_first
-        )
+    assert_derived_tables_match_references(FIRST, LAST)
 
 
 def test_real_anomalies_are_stored_as_published(real_history: str):

@@ -1,21 +1,16 @@
 """Raw daily market data."""
 
-from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
+from dagster import AssetExecutionContext, MetadataValue
 
 from coinmarket_assets.assets.metadata import currency_status
-from coinmarket_assets.partitions import daily_partitions, run_days
+from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.storage.io_manager import CoinRows
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+@daily_table_asset(
     deps=[currency_status],
-    io_manager_key="postgres_io_manager",
     group_name="market_data",
-    kinds={"postgres", "pandas"},
-    metadata={"partition_expr": "trade_date"},
 )
 def historical_trade_data(
     context: AssetExecutionContext,

@@ -1,23 +1,18 @@
 """Daily top and bottom coins by period return."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 
 from coinmarket_assets.compute.rankings import rank_returns
-from coinmarket_assets.partitions import daily_partitions
+from coinmarket_assets.partitions import daily_table_asset
 from coinmarket_assets.resources import PipelineSettingsResource
 
 
 def _ranking_asset(name: str, *, highest_first: bool, description: str) -> AssetsDefinition:
-    @asset(
+    @daily_table_asset(
         name=name,
         description=description,
-        partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        io_manager_key="postgres_io_manager",
         group_name="rankings",
-        kinds={"postgres", "pandas"},
-        metadata={"partition_expr": "trade_date"},
     )
     def ranking(
         context: AssetExecutionContext,

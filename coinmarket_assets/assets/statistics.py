@@ -4,15 +4,13 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    BackfillPolicy,
     MetadataValue,
     TimeWindowPartitionMapping,
-    asset,
 )
 
 from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
 from coinmarket_assets.compute.indicators import rolling_statistics
-from coinmarket_assets.partitions import daily_partitions, run_days
+from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
 from coinmarket_assets.storage.io_manager import CoinRows
@@ -39,14 +37,9 @@ def _universe_rows(rows: pd.DataFrame, candles: pd.DataFrame, settings: Settings
     return CoinRows(rows[rows["coin_id"].isin(coin_ids)].reset_index(drop=True), coin_ids)
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+@daily_table_asset(
     ins={"historical_trade_data": _lookback(RSI_LOOKBACK_DAYS)},
-    io_manager_key="postgres_io_manager",
     group_name="statistics",
-    kinds={"postgres", "pandas"},
-    metadata={"partition_expr": "trade_date"},
 )
 def historical_rolling(
     context: AssetExecutionContext,
@@ -69,14 +62,9 @@ def historical_rolling(
     return _universe_rows(rolling, historical_trade_data, settings)
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
+@daily_table_asset(
     ins={"historical_trade_data": _lookback(RETURN_DAYS)},
-    io_manager_key="postgres_io_manager",
     group_name="statistics",
-    kinds={"postgres", "pandas"},
-    metadata={"partition_expr": "trade_date"},
 )
 def period_returns(
     context: AssetExecutionContext,
