@@ -1,6 +1,7 @@
 """``coinmarket``: run the pipeline on the configured or the embedded PostgreSQL."""
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
 from coinmarket_assets.storage.migrations import apply_migrations
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+CHILD_SHUTDOWN_SECONDS = 60
 
 
 def _say(message: str) -> None:
@@ -55,17 +57,38 @@ def _migrate(url: str) -> None:
 
 
 def _run_child(command: Sequence[str]) -> int:
-    """Run ``command`` to completion; Ctrl-C and SIGTERM reach it and are waited for."""
-    child = subprocess.Popen(command)
-    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    """Run ``command`` to completion, passing Ctrl-C and SIGTERM on to it as one SIGINT.
+
+    The child runs in its own session, so the signal reaches it exactly once whether it was
+    typed in a terminal or sent to this process alone; ``dagster dev`` shuts down cleanly on
+    SIGINT. A child still running a while after that is killed with its whole process group.
+    """
+    child = subprocess.Popen(command, start_new_session=True)
+
+    def stop_child(*_: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, stop_child) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
             try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # the child received the same SIGINT; let it shut down
+                return child.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _reap(child)
+
+
+def _reap(child: subprocess.Popen) -> None:
+    """Make sure nothing of the child's process group outlives the launcher."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=CHILD_SHUTDOWN_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def _dagster(*args: str) -> list[str]:

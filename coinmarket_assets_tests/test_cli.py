@@ -129,8 +129,13 @@ def _asset_keys(port: int) -> set[str]:
     return {"/".join(node["assetKey"]["path"]) for node in nodes}
 
 
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.mark.slow
-def test_dev_serves_the_ui_with_all_six_assets_on_the_embedded_database(tmp_path: Path):
+def test_dev_serves_the_ui_with_all_six_assets_and_stops_everything_on_sigint(tmp_path: Path):
     env = _env(tmp_path)
     env.pop(DATABASE_URL_ENV, None)
     port = _free_port()
@@ -140,7 +145,6 @@ def test_dev_serves_the_ui_with_all_six_assets_on_the_embedded_database(tmp_path
         cwd=PROJECT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -153,6 +157,33 @@ def test_dev_serves_the_ui_with_all_six_assets_on_the_embedded_database(tmp_path
                 time.sleep(1)
         assert keys == ASSET_KEYS
     finally:
-        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        launcher.send_signal(signal.SIGINT)  # to the launcher alone, not its process group
         launcher.wait(timeout=120)
+    assert not _port_open(port)
+    assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()
+
+
+def test_sigterm_stops_the_command_and_the_embedded_database(tmp_path: Path):
+    env = _env(tmp_path)
+    env.pop(DATABASE_URL_ENV, None)
+    command = [
+        "exec",
+        "--",
+        "python",
+        "-c",
+        "print('ready', flush=True); import time; time.sleep(120)",
+    ]
+    launcher = subprocess.Popen(
+        [str(BIN / "coinmarket"), *command],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert launcher.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=60) != 0
+    assert time.monotonic() - started < 30
     assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()
