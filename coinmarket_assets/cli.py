@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
 from coinmarket_assets.storage.migrations import apply_migrations
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
-CHILD_SHUTDOWN_SECONDS = 60
+SHUTDOWN_SECONDS = 60
 
 
 def _say(message: str) -> None:
@@ -63,32 +64,36 @@ def _run_child(command: Sequence[str]) -> int:
     typed in a terminal or sent to this process alone; ``dagster dev`` shuts down cleanly on
     SIGINT. A child still running a while after that is killed with its whole process group.
     """
-    child = subprocess.Popen(command, start_new_session=True)
+    child: subprocess.Popen | None = None
+    stop_requested_at: list[float] = []
 
     def stop_child(*_: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT)
+        stop_requested_at.append(time.monotonic())
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT)
 
+    # Installed before the child starts: a signal this process ignores (as background jobs do)
+    # would stay ignored in the child, and dagster dev would never see Ctrl-C.
     previous = {sig: signal.signal(sig, stop_child) for sig in (signal.SIGINT, signal.SIGTERM)}
+    child = subprocess.Popen(command, start_new_session=True)
     try:
         while True:
             try:
                 return child.wait(timeout=1)
             except subprocess.TimeoutExpired:
-                continue
+                if stop_requested_at and time.monotonic() - stop_requested_at[0] > SHUTDOWN_SECONDS:
+                    _kill_group(child)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _reap(child)
+        _kill_group(child)  # whatever the command left running in its session
+        child.wait()
 
 
-def _reap(child: subprocess.Popen) -> None:
-    """Make sure nothing of the child's process group outlives the launcher."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=CHILD_SHUTDOWN_SECONDS)
+def _kill_group(child: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
 
 
 def _dagster(*args: str) -> list[str]:

@@ -163,7 +163,9 @@ def test_dev_serves_the_ui_with_all_six_assets_and_stops_everything_on_sigint(tm
     assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()
 
 
-def test_sigterm_stops_the_command_and_the_embedded_database(tmp_path: Path):
+def test_sigterm_stops_the_command_and_the_embedded_database_even_as_a_background_job(
+    tmp_path: Path,
+):
     env = _env(tmp_path)
     env.pop(DATABASE_URL_ENV, None)
     command = [
@@ -180,6 +182,8 @@ def test_sigterm_stops_the_command_and_the_embedded_database(tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        # As a shell starts background jobs: SIGINT ignored, which children would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert launcher.stdout.readline().strip() == "ready"
     started = time.monotonic()
