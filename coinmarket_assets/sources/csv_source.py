@@ -38,7 +38,7 @@ class CsvSource(MarketDataSource):
         listing = self.listing().set_index("coin_id")
         rows = []
         for coin in coins:
-            newest = self._daily_file(coin).iloc[-1:]
+            newest = self.published_candles(coin).iloc[-1:]
             day = newest["trade_date"].iloc[0] if len(newest) else None
             if day is not None:
                 newest = validated_candles(newest, day.date(), day.date())
@@ -57,10 +57,12 @@ class CsvSource(MarketDataSource):
         return pd.DataFrame(rows, columns=STATUS_COLUMNS).astype({"rank": "Int64"})
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
-        candles = pd.concat([self._daily_file(coin) for coin in coins], ignore_index=True)
+        candles = pd.concat([self.published_candles(coin) for coin in coins], ignore_index=True)
         return validated_candles(candles, first_day, last_day)
 
-    def _daily_file(self, coin: Coin) -> pd.DataFrame:
+    def published_candles(self, coin: Coin) -> pd.DataFrame:
+        """All of the coin's candles as published: ``CANDLE_COLUMNS``, values not yet checked,
+        ``trade_date`` ascending. Sources of other file formats override this."""
         return _read_daily(self.directory / "daily" / f"{coin.ticker}.csv", coin)
 
 
