@@ -1,7 +1,6 @@
 """Dagster resources: where data comes from and the settings of a run."""
 
 import os
-from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 
@@ -25,12 +24,14 @@ class MarketDataSourceResource(ConfigurableResource):
         default=None, description="Overrides COINMARKET_SOURCE for this run, e.g. csv:/data/cmc."
     )
 
-    def open(self) -> MarketDataSource:
+    @cached_property
+    def source(self) -> MarketDataSource:
+        """The source, opened once per run step so its listing and connections are reused."""
         return open_source(self.spec or os.environ.get("COINMARKET_SOURCE") or DEFAULT_SOURCE)
 
-    def universe(self, tickers: Sequence[str]) -> list[Coin]:
-        """The coins named by ``tickers``; unknown tickers fail, naming each one."""
-        return resolve_universe(self.open().listing(), tickers)
+    def universe(self, settings: Settings) -> list[Coin]:
+        """The coins the settings name; unknown tickers fail, naming each one."""
+        return resolve_universe(self.source.listing(), settings.tickers, settings.top_n)
 
 
 class PipelineSettingsResource(ConfigurableResource):

@@ -24,6 +24,7 @@ class Settings:
     std_window: int = 14
     return_days: int = 5
     rank_size: int = 5
+    top_n: int = 100  # with COINMARKET_TICKERS=all: the highest-ranked coins taken
 
     def __post_init__(self) -> None:
         if not self.tickers:
@@ -40,6 +41,9 @@ class Settings:
         _check_range("COINMARKET_STD_WINDOW", self.std_window, 2, RSI_LOOKBACK_DAYS)
         _check_range("COINMARKET_RETURN_DAYS", self.return_days, 1, 366)
         _check_range("COINMARKET_RANK_SIZE", self.rank_size, 1, 100)
+        _check_range("COINMARKET_TOP_N", self.top_n, 1, 5000)
+        if "ALL" in self.tickers and len(self.tickers) > 1:
+            raise SettingsError("COINMARKET_TICKERS=all cannot be combined with other tickers")
 
     def as_metadata(self) -> dict[str, str | int]:
         values = asdict(self)
@@ -93,4 +97,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         std_window=_int(env, "COINMARKET_STD_WINDOW", defaults.std_window),
         return_days=_int(env, "COINMARKET_RETURN_DAYS", defaults.return_days),
         rank_size=_int(env, "COINMARKET_RANK_SIZE", defaults.rank_size),
+        top_n=_int(env, "COINMARKET_TOP_N", defaults.top_n),
     )

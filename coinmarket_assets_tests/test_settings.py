@@ -50,6 +50,8 @@ def test_environment_values_are_parsed_and_tickers_normalised():
         ("COINMARKET_START_DATE", "2001-01-01", "COINMARKET_START_DATE must be between 2009-01-03"),
         ("COINMARKET_TICKERS", "BTC,,ETH", "COINMARKET_TICKERS has an empty entry"),
         ("COINMARKET_TICKERS", "BTC,eth,ETH", "COINMARKET_TICKERS repeats ETH"),
+        ("COINMARKET_TICKERS", "all,BTC", "COINMARKET_TICKERS=all cannot be combined"),
+        ("COINMARKET_TOP_N", "0", "COINMARKET_TOP_N must be between 1 and 5000, not 0"),
     ],
 )
 def test_values_out_of_range_fail_naming_the_setting(name: str, value: str, message: str):
@@ -65,4 +67,5 @@ def test_metadata_lists_every_value_in_force():
         "std_window": 14,
         "return_days": 5,
         "rank_size": 5,
+        "top_n": 100,
     }

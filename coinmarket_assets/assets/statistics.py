@@ -13,6 +13,7 @@ from coinmarket_assets.compute.indicators import rolling_statistics
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
+from coinmarket_assets.sources.base import stored_universe
 from coinmarket_assets.storage.io_manager import CoinRows
 
 RETURN_DAYS = load_settings().return_days
@@ -28,12 +29,11 @@ def _lookback(days: int) -> AssetIn:
 
 
 def _universe_rows(rows: pd.DataFrame, candles: pd.DataFrame, settings: Settings) -> CoinRows:
-    """The rows of the universe's coins, identified from the stored candles by ticker.
+    """The rows of the universe's coins, identified among the stored candles.
 
     Statistics are computed from stored data only, so they never need the source.
     """
-    in_universe = candles["ticker"].str.upper().isin(settings.tickers)
-    coin_ids = sorted(int(coin_id) for coin_id in candles.loc[in_universe, "coin_id"].unique())
+    coin_ids = stored_universe(candles, settings.tickers)
     return CoinRows(rows[rows["coin_id"].isin(coin_ids)].reset_index(drop=True), coin_ids)
 
 

@@ -1,11 +1,14 @@
 """The interface every market data source implements, and universe resolution."""
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 LISTING_COLUMNS = ["coin_id", "ticker", "coin_name", "slug", "rank"]
 STATUS_COLUMNS = [*LISTING_COLUMNS, "market_cap", "last_update"]
@@ -16,6 +19,10 @@ CANDLE_COLUMNS = ["coin_id", "ticker", "trade_date", *CANDLE_FIELDS]
 
 class SourceError(RuntimeError):
     """The source cannot deliver what was asked, or delivered something invalid."""
+
+
+class CandleNotPublishedError(SourceError):
+    """The newest day's candle of a listed coin is not published yet; retry in a while."""
 
 
 class UnknownTickersError(SourceError):
@@ -48,26 +55,60 @@ class MarketDataSource(ABC):
         """Validated ``CANDLE_COLUMNS`` rows of ``coins`` for the days first_day..last_day."""
 
 
-def resolve_universe(listing: pd.DataFrame, tickers: Sequence[str]) -> list[Coin]:
-    """The coins named by ``tickers``; a ticker listed twice resolves to the higher-ranked coin.
+ALL_COINS = "ALL"
 
-    Raises ``UnknownTickersError`` naming every ticker the listing lacks.
+
+def resolve_universe(
+    listing: pd.DataFrame, tickers: Sequence[str], top_n: int | None = None
+) -> list[Coin]:
+    """The coins named by ``tickers``: symbols (``BTC``), ``SYMBOL:slug`` or numeric ids;
+    ``ALL`` means the ``top_n`` highest-ranked coins.
+
+    A symbol listed by several coins resolves to the highest-ranked one, logging the others.
+    Raises ``UnknownTickersError`` naming every entry the listing lacks.
     """
-    by_ticker = listing.assign(_ticker=listing["ticker"].str.upper()).sort_values(
-        ["rank", "coin_id"], na_position="last"
-    )
-    unknown = [t for t in tickers if t.upper() not in set(by_ticker["_ticker"])]
+    ranked = listing.sort_values(["rank", "coin_id"], na_position="last", ignore_index=True)
+    if [t.upper() for t in tickers] == [ALL_COINS]:
+        return [_coin(row) for _, row in ranked.head(top_n).iterrows()]
+    matches = {ticker: _matches(ranked, ticker) for ticker in tickers}
+    unknown = [ticker for ticker, found in matches.items() if found.empty]
     if unknown:
         raise UnknownTickersError(
             f"Unknown tickers (not listed by the source): {', '.join(unknown)}"
         )
-    first_match = by_ticker.drop_duplicates("_ticker").set_index("_ticker")
-    return [
-        Coin(
-            coin_id=int(row["coin_id"]),
-            ticker=str(row["ticker"]),
-            name=str(row["coin_name"]),
-            slug=str(row["slug"]),
-        )
-        for row in (first_match.loc[t.upper()] for t in tickers)
-    ]
+    for ticker, found in matches.items():
+        if len(found) > 1:
+            others = ", ".join(f"{r.slug} (id {r.coin_id})" for r in found.iloc[1:].itertuples())
+            log.warning("%s is ambiguous: using %s, not %s", ticker, found.iloc[0]["slug"], others)
+    return [_coin(found.iloc[0]) for found in matches.values()]
+
+
+def stored_universe(candles: pd.DataFrame, tickers: Sequence[str]) -> list[int]:
+    """The coin ids among stored candles that ``tickers`` name (every coin for ``ALL``).
+
+    A symbol shared by several stored coins takes them all: their statistics are recomputed
+    from stored data, so including one more coin never changes a value.
+    """
+    if [t.upper() for t in tickers] == [ALL_COINS]:
+        return sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
+    coins = candles[["coin_id", "ticker"]].drop_duplicates()
+    coins = coins.assign(slug="", coin_name="", rank=None)
+    found = pd.concat([_matches(coins, ticker.partition(":")[0]) for ticker in tickers])
+    return sorted(int(coin_id) for coin_id in found["coin_id"].unique())
+
+
+def _matches(ranked: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    symbol, _, slug = ticker.partition(":")
+    if symbol.isdigit() and not slug:
+        return ranked[ranked["coin_id"] == int(symbol)]
+    found = ranked[ranked["ticker"].str.upper() == symbol.upper()]
+    return found[found["slug"].str.lower() == slug.lower()] if slug else found
+
+
+def _coin(row: pd.Series) -> Coin:
+    return Coin(
+        coin_id=int(row["coin_id"]),
+        ticker=str(row["ticker"]),
+        name=str(row["coin_name"]),
+        slug=str(row["slug"]),
+    )

@@ -29,7 +29,7 @@ class CsvSource(MarketDataSource):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         if not (directory / "coins.csv").is_file():
-            raise SourceError(f"csv source: {directory / 'coins.csv'} does not exist")
+            raise SourceError(f"{self.name} source: {directory / 'coins.csv'} does not exist")
 
     def listing(self) -> pd.DataFrame:
         return _read_coins(self.directory / "coins.csv")

@@ -1,0 +1,1 @@
+"""The live CoinMarketCap source: the keyless data-api, or the Pro API with a key."""

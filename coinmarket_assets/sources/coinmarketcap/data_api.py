@@ -1,0 +1,137 @@
+"""The keyless data-api behind coinmarketcap.com: the coin listing and daily OHLCV history."""
+
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import pandas as pd
+
+from coinmarket_assets.sources.base import CANDLE_FIELDS
+from coinmarket_assets.sources.coinmarketcap.client import ApiClient
+from coinmarket_assets.sources.validation import InvalidCandlesError
+
+LISTING_PAGE = 5000
+USD_ID = 2781  # CoinMarketCap's id of the US dollar, for convertId
+# One historical call returns at most this many days, the newest ones up to timeEnd.
+MAX_DAYS_PER_CALL = 400
+QUOTE_FIELDS = {
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "market_cap": "marketCap",
+}
+
+
+def fetch_listing(client: ApiClient) -> pd.DataFrame:
+    """Every listed coin: LISTING_COLUMNS plus market_cap, last_update and date_added."""
+    url = f"{client.settings.data_api_url}/v3/cryptocurrency/listing"
+    entries: list[dict[str, Any]] = []
+    while True:
+        params = {
+            "start": len(entries) + 1,
+            "limit": LISTING_PAGE,
+            "sortBy": "market_cap",
+            "sortType": "desc",
+            "convert": "USD",
+            "cryptoType": "all",
+            "tagType": "all",
+            "audited": "false",
+        }
+        data = client.get_json(url, params)["data"]
+        page = data.get("cryptoCurrencyList") or []
+        entries.extend(page)
+        if len(page) < LISTING_PAGE or len(entries) >= int(data.get("totalCount") or 0):
+            break
+    return pd.DataFrame([_listing_row(entry) for entry in entries], columns=_LISTING_ROW)
+
+
+_LISTING_ROW = [
+    "coin_id",
+    "ticker",
+    "coin_name",
+    "slug",
+    "rank",
+    "market_cap",
+    "last_update",
+    "date_added",
+]
+
+
+def _listing_row(entry: dict[str, Any]) -> dict[str, Any]:
+    usd = next((q for q in entry.get("quotes") or [] if q.get("name") == "USD"), {})
+    return {
+        "coin_id": int(entry["id"]),
+        "ticker": entry["symbol"],
+        "coin_name": entry["name"],
+        "slug": entry["slug"],
+        "rank": entry.get("cmcRank"),
+        "market_cap": usd.get("marketCap"),
+        "last_update": entry.get("lastUpdated"),
+        "date_added": entry.get("dateAdded"),
+    }
+
+
+def fetch_daily_quotes(
+    client: ApiClient, coin_id: int, first_day: date, last_day: date
+) -> list[dict[str, Any]]:
+    """The coin's daily quotes of first_day..last_day, paging backwards past the 400-day cap."""
+    url = f"{client.settings.data_api_url}/v3.1/cryptocurrency/historical"
+    time_start = _unix(first_day)
+    cursor = _unix(last_day)
+    quotes: list[dict[str, Any]] = []
+    while cursor >= time_start:
+        params = {
+            "id": coin_id,
+            "convertId": USD_ID,
+            "timeStart": time_start,
+            "timeEnd": cursor,
+            "interval": "daily",
+        }
+        data = client.get_json(url, params)["data"]
+        page = data.get("quotes") or []
+        quotes.extend(page)
+        if not page:
+            break
+        earliest = min(_unix_of(quote["timeOpen"]) for quote in page)
+        # The answer's timeEnd is a cursor one second before its first candle.
+        next_cursor = min(int(data.get("timeEnd") or earliest - 1), earliest - 1)
+        if next_cursor >= cursor:
+            break
+        cursor = next_cursor
+    return quotes
+
+
+def quotes_to_candles(quotes: list[dict[str, Any]], coin_id: int, ticker: str) -> pd.DataFrame:
+    """CANDLE_COLUMNS rows, values as published; the day is the UTC date of ``timeOpen``."""
+    rows = [
+        {
+            "coin_id": coin_id,
+            "ticker": ticker,
+            "trade_date": candle_day(quote.get("timeOpen"), ticker),
+            **{field: (quote.get("quote") or {}).get(key) for field, key in QUOTE_FIELDS.items()},
+        }
+        for quote in quotes
+    ]
+    frame = pd.DataFrame(rows, columns=["coin_id", "ticker", "trade_date", *CANDLE_FIELDS])
+    frame["trade_date"] = pd.to_datetime(frame["trade_date"])
+    return frame.astype({field: "object" for field in CANDLE_FIELDS})
+
+
+def candle_day(time_open: object, ticker: str) -> pd.Timestamp:
+    """The UTC day of an ISO timestamp such as ``2018-12-04T00:00:00.000Z``."""
+    try:
+        moment = datetime.fromisoformat(str(time_open).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise InvalidCandlesError(
+            f"{ticker}: a quote has no valid timeOpen ({time_open!r})"
+        ) from None
+    return pd.Timestamp(moment.date())
+
+
+def _unix(day: date) -> int:
+    return int(datetime.combine(day, time(), tzinfo=UTC).timestamp())
+
+
+def _unix_of(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
