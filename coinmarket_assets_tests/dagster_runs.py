@@ -9,7 +9,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.storage.database import connect
 from coinmarket_assets.storage.table_io import read_rows
-from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets.storage.tables import TABLES, TIMESTAMP
 
 PARTITIONED_ASSETS = [
     "historical_trade_data",
@@ -73,7 +73,11 @@ def dump_table(url: str, table: str, exclude: Sequence[str] = ()) -> bytes:
 
 
 def dump_all(url: str) -> dict[str, bytes]:
-    return {table: dump_table(url, table, exclude=("last_update",)) for table in TABLES}
+    """Every data table without its bookkeeping timestamps (last_update, fetched_at)."""
+    return {
+        table: dump_table(url, table, exclude=[c for c, t in spec.types.items() if t == TIMESTAMP])
+        for table, spec in TABLES.items()
+    }
 
 
 def failure_messages(result: ExecuteInProcessResult) -> str:

@@ -1,5 +1,6 @@
 """Raw daily market data."""
 
+import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, RetryRequested
 
 from coinmarket_assets.assets.metadata import API_POOL, currency_status
@@ -31,4 +32,5 @@ def historical_trade_data(
             max_retries=NOT_PUBLISHED_RETRIES, seconds_to_wait=NOT_PUBLISHED_WAIT_SECONDS
         ) from error
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return CoinRows(candles, [coin.coin_id for coin in coins])
+    fetched = candles.assign(source=source.source.name, fetched_at=pd.Timestamp.now(tz="UTC"))
+    return CoinRows(fetched, [coin.coin_id for coin in coins])

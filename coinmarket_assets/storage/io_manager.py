@@ -55,11 +55,13 @@ class PostgresIOManager(ConfigurableIOManager):
         with connect(self._url) as conn:
             if context.has_asset_partitions:
                 first_day, end_exclusive = _days(context)
-                deleted = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids)
+                write = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids)
                 metadata |= {
                     "run_days": (end_exclusive - first_day).days,
-                    "run_rows_replaced": deleted,
+                    "run_rows_replaced": write.replaced,
                 }
+                if spec.revision_columns:
+                    metadata["run_rows_revised"] = write.revised
                 if coin_ids is not None:
                     metadata["run_coins"] = len(coin_ids)
             else:

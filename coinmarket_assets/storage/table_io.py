@@ -2,6 +2,7 @@
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -12,8 +13,13 @@ from coinmarket_assets.storage.tables import DATE, TEXT, TIMESTAMP, TableSpec
 
 
 def _copy_in(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame, table: str) -> None:
-    date_format = "%Y-%m-%d" if spec.date_column else None
-    payload = frame[list(spec.columns)].to_csv(index=False, header=False, date_format=date_format)
+    rows = frame[list(spec.columns)].copy()
+    for column, kind in spec.types.items():
+        if kind == DATE:
+            rows[column] = rows[column].dt.strftime("%Y-%m-%d")
+        elif kind == TIMESTAMP:
+            rows[column] = rows[column].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    payload = rows.to_csv(index=False, header=False)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, spec.columns))
     )
@@ -27,6 +33,14 @@ def _lock(conn: psycopg.Connection, spec: TableSpec) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [spec.name])
 
 
+@dataclass(frozen=True)
+class DayWrite:
+    """What a write of whole days did: rows removed, and stored rows whose values changed."""
+
+    replaced: int
+    revised: int = 0
+
+
 def replace_days(
     conn: psycopg.Connection,
     spec: TableSpec,
@@ -34,11 +48,47 @@ def replace_days(
     first_day: date,
     end_exclusive: date,
     coin_ids: Sequence[int] | None = None,
-) -> int:
+) -> DayWrite:
     """Atomically replace the rows dated from first_day up to end_exclusive with ``frame``.
 
-    With ``coin_ids`` only those coins' rows on those days are replaced. Returns rows deleted.
+    With ``coin_ids`` only those coins' rows on those days are replaced. For tables with
+    revision columns, also counts the stored rows whose values the write changes.
     """
+    _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
+    scope = sql.SQL("{} >= %s AND {} < %s").format(
+        sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
+    )
+    params: list[object] = [first_day, end_exclusive]
+    if coin_ids is not None:
+        scope += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
+        params.append(list(coin_ids))
+    table = sql.Identifier(spec.name)
+    with conn.transaction():
+        _lock(conn, spec)
+        revised = 0
+        if spec.revision_columns and len(frame):
+            _copy_in(conn, spec, frame, _staging(conn, spec))
+            revised = _count_revised(conn, spec)
+        deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
+        if spec.revision_columns and len(frame):
+            columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+            conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    table, columns, columns, sql.Identifier(f"{spec.name}_staging")
+                )
+            )
+        elif len(frame):
+            _copy_in(conn, spec, frame, spec.name)
+    return DayWrite(replaced=deleted.rowcount, revised=revised)
+
+
+def _check_scope(
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    first_day: date,
+    end_exclusive: date,
+    coin_ids: Sequence[int] | None,
+) -> None:
     assert spec.date_column is not None
     days = frame[spec.date_column]
     outside = frame[(days < pd.Timestamp(first_day)) | (days >= pd.Timestamp(end_exclusive))]
@@ -49,21 +99,38 @@ def replace_days(
         )
     if coin_ids is not None and not frame[spec.coin_column].isin(coin_ids).all():
         raise ValueError(f"{spec.name}: rows of coins outside the run's universe")
-    condition = sql.SQL("{} >= %s AND {} < %s").format(
-        sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
+
+
+def _staging(conn: psycopg.Connection, spec: TableSpec) -> str:
+    """A temporary copy of the table's structure, dropped at commit."""
+    staging = f"{spec.name}_staging"
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+            sql.Identifier(staging), sql.Identifier(spec.name)
+        )
     )
-    params: list[object] = [first_day, end_exclusive]
-    if coin_ids is not None:
-        condition += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
-        params.append(list(coin_ids))
-    with conn.transaction():
-        _lock(conn, spec)
-        deleted = conn.execute(
-            sql.SQL("DELETE FROM {} WHERE ").format(sql.Identifier(spec.name)) + condition, params
-        ).rowcount
-        if len(frame):
-            _copy_in(conn, spec, frame, spec.name)
-    return deleted
+    return staging
+
+
+def _count_revised(conn: psycopg.Connection, spec: TableSpec) -> int:
+    """Staged rows whose stored twin (same primary key) has different values."""
+    key = sql.SQL(" AND ").join(
+        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(c)) for c in spec.primary_key
+    )
+    values = [sql.Identifier(c) for c in spec.revision_columns]
+    staged = sql.SQL(", ").join(sql.SQL("s.{}").format(v) for v in values)
+    stored = sql.SQL(", ").join(sql.SQL("t.{}").format(v) for v in values)
+    query = sql.SQL(
+        "SELECT count(*) FROM {staging} s JOIN {table} t ON {key} "
+        "WHERE ({staged}) IS DISTINCT FROM ({stored})"
+    ).format(
+        staging=sql.Identifier(f"{spec.name}_staging"),
+        table=sql.Identifier(spec.name),
+        key=key,
+        staged=staged,
+        stored=stored,
+    )
+    return conn.execute(query).fetchone()[0]
 
 
 def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:
@@ -77,12 +144,7 @@ def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> No
     )
     with conn.transaction():
         _lock(conn, spec)
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
-                sql.Identifier(staging), sql.Identifier(spec.name)
-            )
-        )
-        _copy_in(conn, spec, frame, staging)
+        _copy_in(conn, spec, frame, _staging(conn, spec))
         conn.execute(
             sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "

@@ -21,6 +21,8 @@ class TableSpec:
     date_column: str | None = "trade_date"
     # Per-coin tables replace only the written coins' rows on those days.
     coin_column: str | None = "coin_id"
+    # Values whose changes a rewrite of stored days counts as revisions.
+    revision_columns: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -49,7 +51,10 @@ TABLES: dict[str, TableSpec] = {
             date_column=None,
         ),
         TableSpec(
-            "historical_trade_data", {**_COIN_DAY, **_CANDLE}, primary_key=("coin_id", "trade_date")
+            "historical_trade_data",
+            {**_COIN_DAY, **_CANDLE, "source": TEXT, "fetched_at": TIMESTAMP},
+            primary_key=("coin_id", "trade_date"),
+            revision_columns=tuple(_CANDLE),
         ),
         TableSpec(
             "historical_rolling",

@@ -32,7 +32,11 @@ def full_history(database_url: str, csv_source: Path) -> str:
 def test_every_table_matches_its_definition(full_history: str, market: SyntheticMarket):
     stored = read_table("historical_trade_data")
     expected_candles = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
-    pd.testing.assert_frame_equal(stored, expected_candles, check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        stored[expected_candles.columns], expected_candles, check_exact=True, check_dtype=False
+    )
+    assert set(stored["source"]) == {"csv"}
+    assert stored["fetched_at"].notna().all()
 
     rolling = assert_derived_tables_match_references(FIRST, LAST)
     assert rolling["rsi"].isna().sum() > len(market.coins) * 14  # NULL while windows fill

@@ -19,7 +19,7 @@ def _candles(coin_id: int, ticker: str, first: str, days: int, seed: int) -> pd.
     frame.insert(0, "trade_date", pd.date_range(first, periods=days, freq="D"))
     frame.insert(0, "ticker", ticker)
     frame.insert(0, "coin_id", coin_id)
-    return frame
+    return frame.assign(source="test", fetched_at=pd.Timestamp("2021-02-01 12:00", tz="UTC"))
 
 
 def test_rows_round_trip_bit_for_bit(database_url: str):
@@ -60,9 +60,9 @@ def test_replacing_days_leaves_other_days_and_other_coins_untouched(database_url
         replace_days(
             conn, TRADES, pd.concat([btc, eth]), date(2021, 1, 1), date(2021, 1, 11), [1, 1027]
         )
-        deleted = replace_days(conn, TRADES, new_btc, date(2021, 1, 4), date(2021, 1, 7), [1])
+        write = replace_days(conn, TRADES, new_btc, date(2021, 1, 4), date(2021, 1, 7), [1])
         loaded = read_rows(conn, TRADES)
-    assert deleted == 3
+    assert (write.replaced, write.revised) == (3, 3)
     expected = pd.concat(
         [btc[~btc["trade_date"].between("2021-01-04", "2021-01-06")], new_btc, eth]
     )
@@ -117,3 +117,21 @@ def test_upsert_updates_by_key_and_keeps_other_rows(database_url: str):
     assert list(loaded["market_cap"]) == [2e12, 5e9]
     assert list(loaded["rank"].astype(object)) == [2, pd.NA]
     assert loaded.loc[1, "last_update"] == pd.Timestamp("2021-01-02", tz="UTC")
+
+
+def test_revisions_count_only_stored_rows_whose_values_change(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 5, 1)
+    revised = btc.copy()
+    revised.loc[2, "close"] += 1.0
+    revised = revised.assign(fetched_at=pd.Timestamp("2021-03-01", tz="UTC"))  # not a value
+    new_day = _candles(1, "BTC", "2021-01-06", 1, 9)
+    with connect() as conn:
+        first = replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        again = replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        changed = replace_days(
+            conn, TRADES, pd.concat([revised, new_day]), date(2021, 1, 1), date(2021, 1, 7), [1]
+        )
+        loaded = read_rows(conn, TRADES)
+    assert (first.revised, again.revised, changed.revised) == (0, 0, 1)
+    assert loaded.loc[2, "close"] == btc.loc[2, "close"] + 1.0
+    assert (loaded["fetched_at"].iloc[:5] == pd.Timestamp("2021-03-01", tz="UTC")).all()
