@@ -7,6 +7,7 @@ from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
 from coinmarket_assets.assets.statistics import historical_rolling, period_returns
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
+from coinmarket_assets.schedules import daily_market_job, daily_market_schedule
 from coinmarket_assets.storage.io_manager import PostgresIOManager
 
 defs = Definitions(
@@ -18,6 +19,8 @@ defs = Definitions(
         top_ranking,
         bottom_ranking,
     ],
+    jobs=[daily_market_job],
+    schedules=[daily_market_schedule],
     resources={
         "postgres_io_manager": PostgresIOManager(),
         "source": MarketDataSourceResource(),

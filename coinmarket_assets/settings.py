@@ -25,6 +25,7 @@ class Settings:
     return_days: int = 5
     rank_size: int = 5
     top_n: int = 100  # with COINMARKET_TICKERS=all: the highest-ranked coins taken
+    resync_days: int = 3  # days before the newest that each daily run fetches again
 
     def __post_init__(self) -> None:
         if not self.tickers:
@@ -42,6 +43,7 @@ class Settings:
         _check_range("COINMARKET_RETURN_DAYS", self.return_days, 1, 366)
         _check_range("COINMARKET_RANK_SIZE", self.rank_size, 1, 100)
         _check_range("COINMARKET_TOP_N", self.top_n, 1, 5000)
+        _check_range("COINMARKET_RESYNC_DAYS", self.resync_days, 0, 60)
         if "ALL" in self.tickers and len(self.tickers) > 1:
             raise SettingsError("COINMARKET_TICKERS=all cannot be combined with other tickers")
 
@@ -98,4 +100,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         return_days=_int(env, "COINMARKET_RETURN_DAYS", defaults.return_days),
         rank_size=_int(env, "COINMARKET_RANK_SIZE", defaults.rank_size),
         top_n=_int(env, "COINMARKET_TOP_N", defaults.top_n),
+        resync_days=_int(env, "COINMARKET_RESYNC_DAYS", defaults.resync_days),
     )

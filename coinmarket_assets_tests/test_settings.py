@@ -68,4 +68,5 @@ def test_metadata_lists_every_value_in_force():
         "return_days": 5,
         "rank_size": 5,
         "top_n": 100,
+        "resync_days": 3,
     }

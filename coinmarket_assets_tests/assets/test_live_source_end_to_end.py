@@ -1,0 +1,130 @@
+"""The asset graph on the live CoinMarketCap client, against the local CoinMarketCap-compatible
+server over real sockets."""
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+from dagster import build_schedule_context
+
+from coinmarket_assets.schedules import daily_market_schedule
+from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
+from coinmarket_assets_tests.dagster_runs import (
+    dump_all,
+    failure_messages,
+    materialize_days,
+    materialize_unpartitioned,
+    read_table,
+)
+from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
+from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
+
+RATE_LIMIT = 100.0
+
+
+def _use_live_source(monkeypatch: pytest.MonkeyPatch, server: FakeCoinMarketCap, tickers) -> None:
+    monkeypatch.setenv("COINMARKET_SOURCE", "coinmarketcap")
+    monkeypatch.setenv("COINMARKET_CMC_BASE_URL", server.data_api_url)
+    monkeypatch.setenv("COINMARKET_CMC_RATE_LIMIT", str(RATE_LIMIT))
+    monkeypatch.setenv("COINMARKET_CMC_BACKOFF_SECONDS", "0.05")
+    monkeypatch.setenv("COINMARKET_CMC_RETRY_BUDGET", "5")
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(tickers))
+
+
+@pytest.fixture
+def live_server(
+    market: SyntheticMarket, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeCoinMarketCap]:
+    with FakeCoinMarketCap(market, max_days=60) as server:
+        _use_live_source(monkeypatch, server, market.tickers)
+        yield server
+
+
+def _twenty_coins_three_years() -> SyntheticMarket:
+    return SyntheticMarket(
+        [
+            SyntheticCoin(
+                1000 + n, f"C{n:02d}", f"Coin {n}", random_walk(n, date(2019, 1, 1), 1096, 10.0 + n)
+            )
+            for n in range(20)
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_three_years_of_twenty_coins_through_the_live_client(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    market = _twenty_coins_three_years()
+    with FakeCoinMarketCap(market) as server:  # the real 400-day cap per call
+        _use_live_source(monkeypatch, server, market.tickers)
+        materialize_unpartitioned(["currency_status"])
+        materialize_days("2019-01-01", "2021-12-31")
+        requests = server.requests
+
+    stored = read_table("historical_trade_data")
+    expected = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        stored[expected.columns], expected, check_exact=True, check_dtype=False
+    )
+    assert set(stored["source"]) == {"coinmarketcap"}
+    assert_derived_tables_match_references("2019-01-01", "2021-12-31")
+    assert len(read_table("currency_status")) == 20
+
+    historical = [r for r in requests if "historical" in r.path]
+    assert len(historical) == 20 * 3  # 1096 days page back past the 400-day cap
+    times = sorted(r.time for r in requests)
+    assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= RATE_LIMIT
+
+
+def test_a_revised_candle_is_picked_up_by_the_next_daily_run(live_server: FakeCoinMarketCap):
+    materialize_days("2020-01-01", "2020-07-17")
+    before = read_table("historical_trade_data").set_index(["ticker", "trade_date"])
+    revised_close = before.loc[("BETA", pd.Timestamp("2020-07-15")), "close"] * 1.5
+    live_server.revise("BETA", "2020-07-15", close=revised_close, high=revised_close)
+
+    tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
+    request = daily_market_schedule(tick)
+    tags = request.tags
+    assert tags["dagster/asset_partition_range_start"] == "2020-07-15"
+    assert tags["dagster/asset_partition_range_end"] == "2020-07-18"
+    result = materialize_days(
+        tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+    )
+
+    after = read_table("historical_trade_data").set_index(["ticker", "trade_date"])
+    assert after.loc[("BETA", pd.Timestamp("2020-07-15")), "close"] == revised_close
+    trades = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "historical_trade_data"
+    )
+    assert trades.materialization.metadata["run_rows_revised"].value == 1
+    assert_derived_tables_match_references("2020-01-01", "2020-07-18")
+
+
+def test_a_bad_payload_fails_the_run_naming_coin_and_day_and_writes_nothing(
+    live_server: FakeCoinMarketCap, database_url: str
+):
+    materialize_days("2020-03-01", "2020-03-31")
+    before = dump_all(database_url)
+    live_server.corrupt("GAMMA", "2020-03-05", "close", None)
+    result = materialize_days("2020-03-01", "2020-03-31", raise_on_error=False)
+    assert not result.success
+    assert "GAMMA 2020-03-05: close is missing" in failure_messages(result)
+    assert dump_all(database_url) == before
+
+
+def test_a_source_that_keeps_failing_ends_the_run_clearly_and_writes_nothing(
+    live_server: FakeCoinMarketCap, database_url: str
+):
+    materialize_days("2020-03-01", "2020-03-31")
+    before = dump_all(database_url)
+    live_server.fail_next(100, status=503, path="historical")
+    result = materialize_days("2020-03-01", "2020-03-31", raise_on_error=False)
+    assert not result.success
+    message = failure_messages(result)
+    assert "2020-03-01..2020-03-31" in message
+    assert "retry budget spent" in message
+    assert dump_all(database_url) == before
