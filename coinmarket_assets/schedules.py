@@ -12,7 +12,6 @@ from dagster import (
     schedule,
 )
 
-from coinmarket_assets.partitions import daily_partitions
 from coinmarket_assets.settings import load_settings
 
 PARTITIONED_ASSETS = AssetSelection.assets(
@@ -22,7 +21,6 @@ PARTITIONED_ASSETS = AssetSelection.assets(
 daily_market_job = define_asset_job(
     "daily_market_data",
     selection=PARTITIONED_ASSETS,
-    partitions_def=daily_partitions,
     description="Candles, statistics and rankings of a range of days, in one run.",
 )
 

@@ -26,6 +26,7 @@ class Settings:
     rank_size: int = 5
     top_n: int = 100  # with COINMARKET_TICKERS=all: the highest-ranked coins taken
     resync_days: int = 3  # days before the newest that each daily run fetches again
+    on_bad_rows: str = "fail"  # or "skip": keep invalid candles out, report them, store the rest
 
     def __post_init__(self) -> None:
         if not self.tickers:
@@ -44,6 +45,10 @@ class Settings:
         _check_range("COINMARKET_RANK_SIZE", self.rank_size, 1, 100)
         _check_range("COINMARKET_TOP_N", self.top_n, 1, 5000)
         _check_range("COINMARKET_RESYNC_DAYS", self.resync_days, 0, 60)
+        if self.on_bad_rows not in ("fail", "skip"):
+            raise SettingsError(
+                f"COINMARKET_ON_BAD_ROWS must be fail or skip, not {self.on_bad_rows!r}"
+            )
         if "ALL" in self.tickers and len(self.tickers) > 1:
             raise SettingsError("COINMARKET_TICKERS=all cannot be combined with other tickers")
 
@@ -101,4 +106,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rank_size=_int(env, "COINMARKET_RANK_SIZE", defaults.rank_size),
         top_n=_int(env, "COINMARKET_TOP_N", defaults.top_n),
         resync_days=_int(env, "COINMARKET_RESYNC_DAYS", defaults.resync_days),
+        on_bad_rows=env.get("COINMARKET_ON_BAD_ROWS", "").strip().lower() or defaults.on_bad_rows,
     )

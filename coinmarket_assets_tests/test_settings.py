@@ -52,6 +52,7 @@ def test_environment_values_are_parsed_and_tickers_normalised():
         ("COINMARKET_TICKERS", "BTC,eth,ETH", "COINMARKET_TICKERS repeats ETH"),
         ("COINMARKET_TICKERS", "all,BTC", "COINMARKET_TICKERS=all cannot be combined"),
         ("COINMARKET_TOP_N", "0", "COINMARKET_TOP_N must be between 1 and 5000, not 0"),
+        ("COINMARKET_ON_BAD_ROWS", "ignore", "COINMARKET_ON_BAD_ROWS must be fail or skip"),
     ],
 )
 def test_values_out_of_range_fail_naming_the_setting(name: str, value: str, message: str):
@@ -69,4 +70,5 @@ def test_metadata_lists_every_value_in_force():
         "rank_size": 5,
         "top_n": 100,
         "resync_days": 3,
+        "on_bad_rows": "fail",
     }

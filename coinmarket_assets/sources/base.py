@@ -5,8 +5,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from coinmarket_assets.sources.validation import CheckedCandles
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,18 @@ class MarketDataSource(ABC):
 
     @abstractmethod
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
-        """Validated ``CANDLE_COLUMNS`` rows of ``coins`` for the days first_day..last_day."""
+        """``CANDLE_COLUMNS`` rows of ``coins`` covering first_day..last_day, values as
+        published and not yet checked (other days may be included)."""
+
+    def checked_candles(
+        self, coins: Sequence[Coin], first_day: date, last_day: date, *, skip_bad_rows: bool = False
+    ) -> "CheckedCandles":
+        """The candles of first_day..last_day, checked: a bad row fails, naming coin, day and
+        field, or with ``skip_bad_rows`` is left out and reported."""
+        from coinmarket_assets.sources.validation import check_candles
+
+        candles = self.daily_candles(coins, first_day, last_day)
+        return check_candles(candles, first_day, last_day, skip_bad_rows=skip_bad_rows)
 
 
 ALL_COINS = "ALL"

@@ -57,8 +57,7 @@ class CsvSource(MarketDataSource):
         return pd.DataFrame(rows, columns=STATUS_COLUMNS).astype({"rank": "Int64"})
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
-        candles = pd.concat([self.published_candles(coin) for coin in coins], ignore_index=True)
-        return validated_candles(candles, first_day, last_day)
+        return pd.concat([self.published_candles(coin) for coin in coins], ignore_index=True)
 
     def published_candles(self, coin: Coin) -> pd.DataFrame:
         """All of the coin's candles as published: ``CANDLE_COLUMNS``, values not yet checked,

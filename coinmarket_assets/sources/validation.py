@@ -1,5 +1,7 @@
-"""Checks every candle before anything is stored: a bad value fails its day, naming it."""
+"""Checks every candle before anything is stored: a bad value fails its day, naming it, or with
+``COINMARKET_ON_BAD_ROWS=skip`` the bad rows stay out and are reported."""
 
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -14,51 +16,68 @@ class InvalidCandlesError(SourceError):
     """Candles with missing, non-numeric, non-finite, negative or inconsistent values."""
 
 
-def _problems(candles: pd.DataFrame) -> list[str]:
-    problems: list[str] = []
+@dataclass
+class CheckedCandles:
+    """The good candles as floats, and a message for each bad row left out."""
+
+    candles: pd.DataFrame
+    skipped: list[str] = field(default_factory=list)
+
+
+def _problems(candles: pd.DataFrame) -> list[tuple[int, str]]:
+    """(row position, message) for every problem of every row."""
     labels = candles["ticker"].astype(str) + " " + candles["trade_date"].dt.strftime("%Y-%m-%d")
-    for field in CANDLE_FIELDS:
-        raw = candles[field]
+    found: list[tuple[int, str]] = []
+    for name in CANDLE_FIELDS:
+        raw = candles[name]
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
-        for position in np.flatnonzero(raw.isna().to_numpy()):
-            problems.append(f"{labels.iat[position]}: {field} is missing")
-        for position in np.flatnonzero((values.isna() & raw.notna()).to_numpy()):
-            problems.append(
-                f"{labels.iat[position]}: {field} is not a number ({raw.iat[position]!r})"
-            )
-        for position in np.flatnonzero(np.isinf(values.to_numpy())):
-            problems.append(f"{labels.iat[position]}: {field} is infinite")
-        for position in np.flatnonzero((values < 0).to_numpy()):
-            problems.append(f"{labels.iat[position]}: {field} is negative ({values.iat[position]})")
+        for p in np.flatnonzero(raw.isna().to_numpy()):
+            found.append((p, f"{name} is missing"))
+        for p in np.flatnonzero((values.isna() & raw.notna()).to_numpy()):
+            found.append((p, f"{name} is not a number ({raw.iat[p]!r})"))
+        for p in np.flatnonzero(np.isinf(values.to_numpy())):
+            found.append((p, f"{name} is infinite"))
+        for p in np.flatnonzero((values < 0).to_numpy()):
+            found.append((p, f"{name} is negative ({values.iat[p]})"))
     high = pd.to_numeric(candles["high"], errors="coerce")
     low = pd.to_numeric(candles["low"], errors="coerce")
-    for position in np.flatnonzero((high < low).to_numpy()):
-        problems.append(
-            f"{labels.iat[position]}: high {high.iat[position]} is below low {low.iat[position]}"
-        )
-    duplicated = candles.duplicated(["coin_id", "trade_date"], keep="first").to_numpy()
-    for position in np.flatnonzero(duplicated):
-        problems.append(f"{labels.iat[position]}: trade_date appears more than once")
-    return problems
+    for p in np.flatnonzero((high < low).to_numpy()):
+        found.append((p, f"high {high.iat[p]} is below low {low.iat[p]}"))
+    duplicated = candles.duplicated(["coin_id", "trade_date"], keep=False).to_numpy()
+    for p in np.flatnonzero(duplicated):
+        found.append((p, "trade_date appears more than once"))
+    return [(p, f"{labels.iat[p]}: {message}") for p, message in found]
 
 
-def validated_candles(candles: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
-    """The candles of first_day..last_day as floats, or ``InvalidCandlesError`` naming each bad one.
+def check_candles(
+    candles: pd.DataFrame, first_day: date, last_day: date, *, skip_bad_rows: bool = False
+) -> CheckedCandles:
+    """The candles of first_day..last_day as floats.
 
     ``candles`` holds ``CANDLE_COLUMNS`` with ``trade_date`` as datetimes and values as published
-    (text or numbers). Days outside the range are dropped before checking.
+    (text or numbers); days outside the range are dropped first. A bad row raises
+    ``InvalidCandlesError`` naming coin, day and field, or, with ``skip_bad_rows``, is left out.
     """
     days = candles["trade_date"]
     in_range = candles[(days >= pd.Timestamp(first_day)) & (days <= pd.Timestamp(last_day))]
     problems = _problems(in_range)
-    if problems:
-        shown = problems[:MAX_PROBLEMS_LISTED]
-        more = len(problems) - len(shown)
+    messages = list(dict.fromkeys(message for _, message in problems))
+    if problems and not skip_bad_rows:
+        shown = messages[:MAX_PROBLEMS_LISTED]
+        more = len(messages) - len(shown)
         suffix = f"\n  ... and {more} more" if more else ""
         raise InvalidCandlesError(
             "Invalid candles, nothing was written for these days:\n  " + "\n  ".join(shown) + suffix
         )
-    result = in_range.copy()
-    for field in CANDLE_FIELDS:
-        result[field] = pd.to_numeric(in_range[field]).astype("float64")
-    return result[CANDLE_COLUMNS].sort_values(["coin_id", "trade_date"], ignore_index=True)
+    bad = np.zeros(len(in_range), dtype=bool)
+    bad[[position for position, _ in problems]] = True
+    good = in_range[~bad].copy()
+    for name in CANDLE_FIELDS:
+        good[name] = pd.to_numeric(good[name]).astype("float64")
+    ordered = good[CANDLE_COLUMNS].sort_values(["coin_id", "trade_date"], ignore_index=True)
+    return CheckedCandles(ordered, messages)
+
+
+def validated_candles(candles: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    """``check_candles`` that fails on any bad row."""
+    return check_candles(candles, first_day, last_day).candles

@@ -128,3 +128,19 @@ def test_a_source_that_keeps_failing_ends_the_run_clearly_and_writes_nothing(
     assert "2020-03-01..2020-03-31" in message
     assert "retry budget spent" in message
     assert dump_all(database_url) == before
+
+
+def test_skip_mode_stores_the_good_rows_and_reports_the_bad_ones_in_a_check(
+    live_server: FakeCoinMarketCap, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_ON_BAD_ROWS", "skip")
+    live_server.corrupt("GAMMA", "2020-03-05", "close", "n/a")
+    result = materialize_days("2020-03-01", "2020-03-10", selection=["historical_trade_data"])
+    stored = read_table("historical_trade_data")
+    gamma_days = set(stored.loc[stored["ticker"] == "GAMMA", "trade_date"].dt.day)
+    assert gamma_days == set(range(1, 11)) - {5}
+    assert len(stored) == 10 * 4 - 1
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.metadata["run_bad_rows_skipped"].value == 1
+    assert "GAMMA 2020-03-05: close is not a number ('n/a')" in check.metadata["bad_rows"].value

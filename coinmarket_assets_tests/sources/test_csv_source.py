@@ -23,7 +23,7 @@ def _rewrite_cell(path: Path, day: str, column: str, value: str) -> None:
 def test_candles_are_read_exactly_as_published(csv_source: Path, market: SyntheticMarket):
     source = _source(csv_source)
     coins = resolve_universe(source.listing(), market.tickers)
-    candles = source.daily_candles(coins, date(2020, 1, 1), date(2020, 12, 31))
+    candles = source.checked_candles(coins, date(2020, 1, 1), date(2020, 12, 31)).candles
     expected = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
     pd.testing.assert_frame_equal(candles, expected, check_exact=True, check_dtype=False)
     assert (candles["volume"] == 0).sum() == 21  # zeros are kept as published
@@ -33,7 +33,7 @@ def test_candles_are_read_exactly_as_published(csv_source: Path, market: Synthet
 def test_only_the_requested_days_are_returned(csv_source: Path, market: SyntheticMarket):
     source = _source(csv_source)
     coins = resolve_universe(source.listing(), ["BETA"])
-    candles = source.daily_candles(coins, date(2020, 3, 1), date(2020, 3, 7))
+    candles = source.checked_candles(coins, date(2020, 3, 1), date(2020, 3, 7)).candles
     assert list(candles["trade_date"].dt.strftime("%Y-%m-%d")) == [
         f"2020-03-0{d}" for d in range(1, 8)
     ]
@@ -58,7 +58,7 @@ def test_an_invalid_value_fails_naming_coin_day_and_field(
     source = _source(csv_source)
     coins = resolve_universe(source.listing(), ["ALPHA", "BETA"])
     with pytest.raises(InvalidCandlesError) as error:
-        source.daily_candles(coins, date(2020, 2, 1), date(2020, 2, 5))
+        source.checked_candles(coins, date(2020, 2, 1), date(2020, 2, 5))
     assert f"BETA 2020-02-03: {problem}" in str(error.value)
 
 
@@ -66,7 +66,7 @@ def test_an_invalid_value_outside_the_requested_days_does_not_matter(csv_source:
     _rewrite_cell(csv_source / "daily" / "BETA.csv", "2020-02-03", "close", "oops")
     source = _source(csv_source)
     coins = resolve_universe(source.listing(), ["BETA"])
-    assert len(source.daily_candles(coins, date(2020, 2, 4), date(2020, 2, 5))) == 2
+    assert len(source.checked_candles(coins, date(2020, 2, 4), date(2020, 2, 5)).candles) == 2
 
 
 def test_duplicate_days_fail(csv_source: Path):
@@ -77,7 +77,7 @@ def test_duplicate_days_fail(csv_source: Path):
     with pytest.raises(
         InvalidCandlesError, match="GAMMA 2020-01-10: trade_date appears more than once"
     ):
-        source.daily_candles(
+        source.checked_candles(
             resolve_universe(source.listing(), ["GAMMA"]), date(2020, 1, 1), date(2020, 2, 1)
         )
 
@@ -88,7 +88,7 @@ def test_unparseable_dates_fail_naming_the_coin(csv_source: Path):
     with pytest.raises(
         SourceError, match=r"ALPHA .*dates must look like 2013-04-27, got \['05-01-2020'\]"
     ):
-        source.daily_candles(
+        source.checked_candles(
             resolve_universe(source.listing(), ["ALPHA"]), date(2020, 1, 1), date(2020, 1, 9)
         )
 
@@ -97,7 +97,7 @@ def test_a_missing_daily_file_is_named(csv_source: Path):
     (csv_source / "daily" / "BETA.csv").unlink()
     source = _source(csv_source)
     with pytest.raises(SourceError, match="no daily file for BETA"):
-        source.daily_candles(
+        source.checked_candles(
             resolve_universe(source.listing(), ["BETA"]), date(2020, 1, 1), date(2020, 1, 9)
         )
 

@@ -29,7 +29,8 @@ def html_dir(tmp_path: Path, market: SyntheticMarket) -> Path:
 
 def _candles(directory: Path, *tickers: str, first: date = FIRST, last: date = LAST):
     source = HtmlSource(directory)
-    return source.daily_candles(resolve_universe(source.listing(), list(tickers)), first, last)
+    coins = resolve_universe(source.listing(), list(tickers))
+    return source.checked_candles(coins, first, last).candles
 
 
 def _edit_cell(page: Path, day: str, column: int, text: str) -> None:
@@ -100,7 +101,7 @@ def test_a_dash_is_a_missing_value(html_dir: Path, column: int, field: str):
     published = source.published_candles(coins[1]).set_index("trade_date")
     assert pd.isna(published.at[pd.Timestamp("2020-02-03"), field])
     with pytest.raises(InvalidCandlesError) as error:
-        source.daily_candles(coins, date(2020, 2, 1), date(2020, 2, 5))
+        source.checked_candles(coins, date(2020, 2, 1), date(2020, 2, 5))
     assert f"BETA 2020-02-03: {field} is missing" in str(error.value)
     assert len(_candles(html_dir, "BETA", first=date(2020, 2, 4), last=date(2020, 2, 9))) == 6
 
@@ -167,7 +168,7 @@ def test_a_saved_page_is_read_as_its_utc_days(tmp_path: Path):
         "9346750000",
         "128680000000",
     ]
-    candles = source.daily_candles(coins, date(2018, 2, 8), date(2018, 2, 8))
+    candles = source.checked_candles(coins, date(2018, 2, 8), date(2018, 2, 8)).candles
     assert candles.loc[0, "close"] == 8265.59 and candles.loc[0, "volume"] == 9_346_750_000
     status = source.coin_status(coins)
     assert status.loc[0, "last_update"] == pd.Timestamp("2018-02-09", tz="UTC")

@@ -19,7 +19,6 @@ from coinmarket_assets.sources.base import (
 from coinmarket_assets.sources.coinmarketcap import data_api, pro_api
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
 from coinmarket_assets.sources.coinmarketcap.settings import ClientSettings
-from coinmarket_assets.sources.validation import validated_candles
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ class CoinMarketCapSource(MarketDataSource):
             frames = list(pool.map(lambda c: self._coin_candles(c, first_day, last_day), coins))
         candles = pd.concat(frames, ignore_index=True) if frames else _no_candles()
         self._check_newest_day(coins, candles, first_day, last_day)
-        return validated_candles(candles, first_day, last_day)
+        return candles
 
     def _coin_candles(self, coin: Coin, first_day: date, last_day: date) -> pd.DataFrame:
         try:

@@ -2,25 +2,26 @@
 
 import re
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from coinmarket_assets.sources.base import SourceError, resolve_universe
+from coinmarket_assets.sources.base import CandleNotPublishedError, SourceError, resolve_universe
 from coinmarket_assets.sources.coinmarketcap.client import ApiError
+from coinmarket_assets.sources.coinmarketcap.data_api import quotes_to_candles
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
 from coinmarket_assets.sources.validation import InvalidCandlesError
 from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.sources.coinmarketcap.conftest import fast_settings
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 FIRST, LAST = date(2020, 1, 1), date(2020, 7, 18)
 
 
 def _candles(source: CoinMarketCapSource, tickers: list[str], first=FIRST, last=LAST):
     coins = resolve_universe(source.listing(), tickers)
-    return source.daily_candles(coins, first, last)
+    return source.checked_candles(coins, first, last).candles
 
 
 def _expected(market: SyntheticMarket, tickers: list[str], first=FIRST, last=LAST) -> pd.DataFrame:
@@ -88,9 +89,8 @@ def test_retry_after_is_honoured(fake_cmc: FakeCoinMarketCap):
     source = CoinMarketCapSource(fast_settings(fake_cmc))
     source.listing()
     fake_cmc.fail_next(1, status=429, retry_after=1.0, path="historical")
-    fake_cmc.reset_requests()
     _candles(source, ["BETA"], date(2020, 7, 1), date(2020, 7, 18))
-    first, second = fake_cmc.requests[:2]
+    first, second = [r for r in fake_cmc.requests if "historical" in r.path][:2]
     assert first.status == 429
     assert second.time - first.time >= 1.0
 
@@ -178,3 +178,30 @@ def test_a_wrong_api_key_fails_clearly(market: SyntheticMarket):
         source = CoinMarketCapSource(fast_settings(server, api_key="wrong"))
         with pytest.raises(ApiError, match="HTTP 401, error_code 1001"):
             source.listing()
+
+
+def test_an_unpublished_newest_candle_fails_in_a_retryable_way():
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    recent = SyntheticMarket(
+        [SyntheticCoin(1, "BTC", "Bitcoin", random_walk(1, yesterday - timedelta(days=9), 10, 1.0))]
+    )
+    with FakeCoinMarketCap(recent) as server:
+        server.unpublished_from(yesterday)
+        source = CoinMarketCapSource(fast_settings(server))
+        with pytest.raises(CandleNotPublishedError, match=f"BTC {yesterday}"):
+            _candles(source, ["BTC"], yesterday - timedelta(days=3), yesterday)
+        server.unpublished_from(None)
+        assert len(_candles(source, ["BTC"], yesterday - timedelta(days=3), yesterday)) == 4
+
+
+def test_a_candles_day_is_the_utc_date_of_its_open_in_any_local_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    quotes = [{"timeOpen": "2020-01-07T00:00:00.000Z", "quote": {"close": 1.0}}]
+    for zone in ["Pacific/Kiritimati", "America/Adak"]:  # UTC+14 and UTC-10
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        candles = quotes_to_candles(quotes, 1, "BTC")
+        assert candles["trade_date"].tolist() == [pd.Timestamp("2020-01-07")]
+    monkeypatch.delenv("TZ")
+    time.tzset()
