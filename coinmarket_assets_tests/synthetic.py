@@ -47,6 +47,12 @@ class SyntheticMarket:
 
     def write_csv(self, directory: Path) -> None:
         (directory / "daily").mkdir(parents=True, exist_ok=True)
+        self.write_coins_csv(directory)
+        for coin in self.coins:
+            write_daily_csv(directory / "daily" / f"{coin.ticker}.csv", coin.candles)
+
+    def write_coins_csv(self, directory: Path) -> None:
+        """``directory/coins.csv`` in the layout the csv: and html: sources read."""
         pd.DataFrame(
             {
                 "coin_id": [c.coin_id for c in self.coins],
@@ -55,8 +61,6 @@ class SyntheticMarket:
                 "slug": [c.slug for c in self.coins],
             }
         ).to_csv(directory / "coins.csv", index=False)
-        for coin in self.coins:
-            write_daily_csv(directory / "daily" / f"{coin.ticker}.csv", coin.candles)
 
 
 def write_daily_csv(path: Path, candles: pd.DataFrame) -> None:

@@ -143,14 +143,7 @@ def write_html_source(
     the older ones of a coin with several pages go to ``<TICKER>/<first>_<last>.html``."""
     pages = DEFAULT_PAGES if pages is None else pages
     directory.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
-        {
-            "coin_id": [c.coin_id for c in market.coins],
-            "ticker": [c.ticker for c in market.coins],
-            "name": [c.name for c in market.coins],
-            "slug": [c.slug for c in market.coins],
-        }
-    ).to_csv(directory / "coins.csv", index=False)
+    market.write_coins_csv(directory)
     for coin in market.coins:
         newest, *older = page_chunks(coin.candles, pages.get(coin.ticker, 1))
         (directory / f"{coin.ticker}.html").write_text(page_html(coin, newest))
