@@ -8,6 +8,7 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     schedule,
 )
@@ -31,11 +32,13 @@ daily_market_job = define_asset_job(
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
 )
-def daily_market_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+def daily_market_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
     """Materializes the day that just ended and re-fetches the COINMARKET_RESYNC_DAYS before it,
     so that candles CoinMarketCap revised since are replaced, with their statistics."""
     settings = load_settings()
     newest = (context.scheduled_execution_time - timedelta(days=1)).date()
+    if newest < settings.start_date:
+        return SkipReason(f"{newest} is before COINMARKET_START_DATE {settings.start_date}")
     first = max(newest - timedelta(days=settings.resync_days), settings.start_date)
     return RunRequest(
         run_key=newest.isoformat(),

@@ -95,7 +95,13 @@ def resolve_universe(
         if len(found) > 1:
             others = ", ".join(f"{r.slug} (id {r.coin_id})" for r in found.iloc[1:].itertuples())
             log.warning("%s is ambiguous: using %s, not %s", ticker, found.iloc[0]["slug"], others)
-    return [_coin(found.iloc[0]) for found in matches.values()]
+    coins = {}
+    for ticker, found in matches.items():
+        coin = _coin(found.iloc[0])
+        if coin.coin_id in coins:
+            log.warning("%s names %s again; it is in the universe once", ticker, coin.slug)
+        coins.setdefault(coin.coin_id, coin)
+    return list(coins.values())
 
 
 def stored_universe(candles: pd.DataFrame, tickers: Sequence[str]) -> list[int]:

@@ -62,6 +62,7 @@ class PostgresIOManager(ConfigurableIOManager):
                 }
                 if spec.revision_columns:
                     metadata["run_rows_revised"] = write.revised
+                    metadata["run_rows_not_refetched"] = write.kept
                 if coin_ids is not None:
                     metadata["run_coins"] = len(coin_ids)
             else:

@@ -1,6 +1,7 @@
 """Reading and writing the data tables with COPY, one transaction per write."""
 
 import io
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -35,10 +36,11 @@ def _lock(conn: psycopg.Connection, spec: TableSpec) -> None:
 
 @dataclass(frozen=True)
 class DayWrite:
-    """What a write of whole days did: rows removed, and stored rows whose values changed."""
+    """What a write of days did to the stored rows in its scope."""
 
-    replaced: int
-    revised: int = 0
+    replaced: int  # stored rows removed or overwritten
+    revised: int = 0  # overwritten rows whose values changed
+    kept: int = 0  # stored rows a re-fetch left out, kept as they were
 
 
 def replace_days(
@@ -49,10 +51,12 @@ def replace_days(
     end_exclusive: date,
     coin_ids: Sequence[int] | None = None,
 ) -> DayWrite:
-    """Atomically replace the rows dated from first_day up to end_exclusive with ``frame``.
+    """Atomically write the rows dated from first_day up to end_exclusive.
 
-    With ``coin_ids`` only those coins' rows on those days are replaced. For tables with
-    revision columns, also counts the stored rows whose values the write changes.
+    Derived tables: ``frame`` replaces every stored row of those days (and of ``coin_ids``).
+    Fetched tables (with revision columns): each fetched row replaces its stored twin, counting
+    revisions; stored rows the source did not return again are kept, and counted, so that a
+    flaky or trimmed answer never deletes data.
     """
     _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
     scope = sql.SQL("{} >= %s AND {} < %s").format(
@@ -62,24 +66,46 @@ def replace_days(
     if coin_ids is not None:
         scope += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
         params.append(list(coin_ids))
-    table = sql.Identifier(spec.name)
     with conn.transaction():
         _lock(conn, spec)
-        revised = 0
-        if spec.revision_columns and len(frame):
-            _copy_in(conn, spec, frame, _staging(conn, spec))
-            revised = _count_revised(conn, spec)
+        if spec.revision_columns:
+            return _merge_fetched(conn, spec, frame, scope, params)
+        table = sql.Identifier(spec.name)
         deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
-        if spec.revision_columns and len(frame):
-            columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
-            conn.execute(
-                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                    table, columns, columns, sql.Identifier(f"{spec.name}_staging")
-                )
-            )
-        elif len(frame):
+        if len(frame):
             _copy_in(conn, spec, frame, spec.name)
-    return DayWrite(replaced=deleted.rowcount, revised=revised)
+        return DayWrite(replaced=deleted.rowcount)
+
+
+def _merge_fetched(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    frame: pd.DataFrame,
+    scope: sql.Composable,
+    params: list[object],
+) -> DayWrite:
+    table = sql.Identifier(spec.name)
+    staging = _staging(conn, spec)
+    _copy_in(conn, spec, frame, staging)
+    staged = sql.Identifier(staging)
+    same_key = sql.SQL(" AND ").join(
+        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(c)) for c in spec.primary_key
+    )
+    revised = _count_revised(conn, spec, staged, same_key)
+    replaced = conn.execute(
+        sql.SQL("DELETE FROM {} t USING {} s WHERE {}").format(table, staged, same_key)
+    ).rowcount
+    columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    conn.execute(
+        sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(table, columns, columns, staged)
+    )
+    kept = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} t WHERE ").format(table)
+        + scope
+        + sql.SQL(" AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(staged, same_key),
+        params,
+    ).fetchone()[0]
+    return DayWrite(replaced=replaced, revised=revised, kept=kept)
 
 
 def _check_scope(
@@ -102,8 +128,8 @@ def _check_scope(
 
 
 def _staging(conn: psycopg.Connection, spec: TableSpec) -> str:
-    """A temporary copy of the table's structure, dropped at commit."""
-    staging = f"{spec.name}_staging"
+    """A temporary copy of the table's structure, with a name of its own, dropped at commit."""
+    staging = f"{spec.name}_staging_{uuid.uuid4().hex[:12]}"
     conn.execute(
         sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
             sql.Identifier(staging), sql.Identifier(spec.name)
@@ -112,30 +138,26 @@ def _staging(conn: psycopg.Connection, spec: TableSpec) -> str:
     return staging
 
 
-def _count_revised(conn: psycopg.Connection, spec: TableSpec) -> int:
-    """Staged rows whose stored twin (same primary key) has different values."""
-    key = sql.SQL(" AND ").join(
-        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(c)) for c in spec.primary_key
-    )
+def _count_revised(
+    conn: psycopg.Connection, spec: TableSpec, staged: sql.Identifier, same_key: sql.Composable
+) -> int:
+    """Staged rows whose stored twin has different values."""
     values = [sql.Identifier(c) for c in spec.revision_columns]
-    staged = sql.SQL(", ").join(sql.SQL("s.{}").format(v) for v in values)
-    stored = sql.SQL(", ").join(sql.SQL("t.{}").format(v) for v in values)
     query = sql.SQL(
-        "SELECT count(*) FROM {staging} s JOIN {table} t ON {key} "
-        "WHERE ({staged}) IS DISTINCT FROM ({stored})"
+        "SELECT count(*) FROM {staged} s JOIN {table} t ON {same_key} "
+        "WHERE ({new}) IS DISTINCT FROM ({old})"
     ).format(
-        staging=sql.Identifier(f"{spec.name}_staging"),
-        table=sql.Identifier(spec.name),
-        key=key,
         staged=staged,
-        stored=stored,
+        table=sql.Identifier(spec.name),
+        same_key=same_key,
+        new=sql.SQL(", ").join(sql.SQL("s.{}").format(v) for v in values),
+        old=sql.SQL(", ").join(sql.SQL("t.{}").format(v) for v in values),
     )
     return conn.execute(query).fetchone()[0]
 
 
 def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:
     """Insert or update ``frame`` by primary key in one transaction; other rows stay."""
-    staging = f"{spec.name}_staging"
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
     updates = sql.SQL(", ").join(
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
@@ -144,7 +166,8 @@ def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> No
     )
     with conn.transaction():
         _lock(conn, spec)
-        _copy_in(conn, spec, frame, _staging(conn, spec))
+        staging = _staging(conn, spec)
+        _copy_in(conn, spec, frame, staging)
         conn.execute(
             sql.SQL(
                 "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "

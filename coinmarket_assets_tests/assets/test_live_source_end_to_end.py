@@ -2,12 +2,13 @@
 server over real sockets."""
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 from dagster import build_schedule_context
 
+from coinmarket_assets.assets import market_data
 from coinmarket_assets.schedules import daily_market_schedule
 from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.dagster_runs import (
@@ -144,3 +145,41 @@ def test_skip_mode_stores_the_good_rows_and_reports_the_bad_ones_in_a_check(
     assert not check.passed
     assert check.metadata["run_bad_rows_skipped"].value == 1
     assert "GAMMA 2020-03-05: close is not a number ('n/a')" in check.metadata["bad_rows"].value
+
+
+def test_a_refetch_that_leaves_out_a_day_keeps_the_stored_candle_and_reports_it(
+    live_server: FakeCoinMarketCap,
+):
+    materialize_days("2020-03-01", "2020-03-10", selection=["historical_trade_data"])
+    before = read_table("historical_trade_data")
+    live_server.drop_day("BETA", "2020-03-04")
+    result = materialize_days("2020-03-01", "2020-03-10", selection=["historical_trade_data"])
+    pd.testing.assert_frame_equal(
+        read_table("historical_trade_data").drop(columns="fetched_at"),
+        before.drop(columns="fetched_at"),
+    )
+    (event,) = result.get_asset_materialization_events()[:1]
+    assert event.materialization.metadata["run_rows_not_refetched"].value == 1
+
+
+def test_an_unpublished_newest_day_retries_the_step_then_fails_writing_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(market_data, "NOT_PUBLISHED_WAIT_SECONDS", 0)
+    monkeypatch.setattr(market_data, "NOT_PUBLISHED_RETRIES", 2)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    first = yesterday - timedelta(days=5)
+    recent = SyntheticMarket([SyntheticCoin(1, "BTC", "Bitcoin", random_walk(1, first, 6, 1.0))])
+    with FakeCoinMarketCap(recent) as server:
+        _use_live_source(monkeypatch, server, ["BTC"])
+        server.unpublished_from(yesterday)
+        result = materialize_days(
+            first.isoformat(),
+            yesterday.isoformat(),
+            ["historical_trade_data"],
+            raise_on_error=False,
+        )
+    assert not result.success
+    retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 2
+    assert all(not dump for dump in dump_all(database_url).values())

@@ -70,13 +70,42 @@ def test_replacing_days_leaves_other_days_and_other_coins_untouched(database_url
     pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
 
 
-def test_an_empty_write_clears_its_days_for_its_coins(database_url: str):
+def test_an_empty_write_clears_its_days_for_its_coins_in_derived_tables(database_url: str):
+    rolling = pd.DataFrame(
+        {
+            "coin_id": 1,
+            "ticker": "BTC",
+            "trade_date": pd.date_range("2021-01-01", periods=5, freq="D"),
+            "rsi": 50.0,
+            "std_dev": 1.0,
+        }
+    )
+    with connect() as conn:
+        replace_days(conn, ROLLING, rolling, date(2021, 1, 1), date(2021, 1, 6), [1])
+        replace_days(conn, ROLLING, rolling.iloc[0:0], date(2021, 1, 2), date(2021, 1, 3), [1])
+        loaded = read_rows(conn, ROLLING)
+    assert list(loaded["trade_date"].dt.day) == [1, 3, 4, 5]
+
+
+def test_a_refetch_that_leaves_out_a_stored_candle_keeps_it_and_counts_it(database_url: str):
     btc = _candles(1, "BTC", "2021-01-01", 5, 1)
     with connect() as conn:
         replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
-        replace_days(conn, TRADES, btc.iloc[0:0], date(2021, 1, 2), date(2021, 1, 3), [1])
+        write = replace_days(
+            conn, TRADES, btc.drop(index=2), date(2021, 1, 1), date(2021, 1, 6), [1]
+        )
         loaded = read_rows(conn, TRADES)
-    assert list(loaded["trade_date"].dt.day) == [1, 3, 4, 5]
+    assert (write.replaced, write.revised, write.kept) == (4, 0, 1)
+    pd.testing.assert_frame_equal(loaded, btc, check_exact=True)
+
+
+def test_two_fetched_writes_in_one_transaction_do_not_collide(database_url: str):
+    btc = _candles(1, "BTC", "2021-01-01", 5, 1)
+    with connect() as conn, conn.transaction():
+        read_rows(conn, TRADES)
+        replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        replace_days(conn, TRADES, btc, date(2021, 1, 1), date(2021, 1, 6), [1])
+        assert len(read_rows(conn, TRADES)) == 5
 
 
 def test_a_failing_write_leaves_the_previous_rows(database_url: str):

@@ -7,6 +7,7 @@ waited, so a flaky API fails a run in minutes instead of stalling it for hours.
 """
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
+from pyrate_limiter import InMemoryBucket, Limiter, Rate
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -35,6 +36,11 @@ TRANSIENT_ERROR_CODES = {"429", "500", "502", "503", "504", "1008", "1011"}
 class ApiError(SourceError):
     """CoinMarketCap refused a request for good: bad parameters, key or plan."""
 
+    def __init__(self, message: str, http_status: int, error_code: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+
 
 class TransientApiError(SourceError):
     """A failure worth retrying; ``retry_after`` is the server's requested wait, if any."""
@@ -49,12 +55,11 @@ class RetryBudgetExhaustedError(SourceError):
 
 
 def per_second_limiter(requests_per_second: float) -> Limiter:
-    """A sliding-window limiter allowing ``requests_per_second`` on average."""
-    if requests_per_second >= 1:
-        rate = Rate(round(requests_per_second), Duration.SECOND)
-    else:
-        rate = Rate(1, round(1000 / requests_per_second))
-    return Limiter(InMemoryBucket([rate]))
+    """Requests spaced at least 1 / rate apart (rounded up to the millisecond): no bursts, and
+    no window of any length holds more than its share of the rate."""
+    spacing_ms = math.ceil(1000 / requests_per_second)
+    # A 1 ms scheduling buffer (the default is 50 ms) keeps high rates near their limit.
+    return Limiter(InMemoryBucket([Rate(1, spacing_ms)]), buffer_ms=1)
 
 
 class ApiClient:
@@ -66,6 +71,7 @@ class ApiClient:
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._limiter = per_second_limiter(settings.rate_limit)
         self._budget_lock = threading.Lock()
+        self._not_before = 0.0  # monotonic time before which no request may start
         self.retries = 0
         self.seconds_waited = 0.0
 
@@ -86,6 +92,7 @@ class ApiClient:
     def _get_once(
         self, url: str, params: Mapping[str, Any], headers: Mapping[str, str]
     ) -> dict[str, Any]:
+        self._wait_for_retry_after()
         self._limiter.try_acquire("coinmarketcap")
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         try:
@@ -94,12 +101,24 @@ class ApiClient:
         except requests.RequestException as error:
             raise TransientApiError(f"{url}: {type(error).__name__}: {error}") from error
         if response.status_code == 429 or response.status_code >= 500:
-            raise TransientApiError(
-                f"{url}: HTTP {response.status_code}", _retry_after(response.headers)
-            )
+            retry_after = _retry_after(response.headers)
+            if retry_after is not None:
+                self._hold_all_requests(retry_after)
+            raise TransientApiError(f"{url}: HTTP {response.status_code}", retry_after)
+        if response.status_code >= 400:
+            raise _refusal(url, response.status_code, body)
         payload = _json(url, response.status_code, body)
         _check_status(url, response.status_code, payload)
         return payload
+
+    def _hold_all_requests(self, seconds: float) -> None:
+        """The server asked for a pause: every thread of this client waits it out."""
+        with self._budget_lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def _wait_for_retry_after(self) -> None:
+        while (pause := self._not_before - time.monotonic()) > 0:
+            time.sleep(pause)
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -153,11 +172,24 @@ def _json(url: str, status: int, body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _refusal(url: str, http_status: int, body: bytes) -> ApiError:
+    """A 4xx answer, JSON or not (a CDN's HTML page), as a final error."""
+    try:
+        status = (requests.models.complexjson.loads(body) or {}).get("status") or {}
+    except (ValueError, AttributeError):
+        status = {}
+    code = str(status.get("error_code", http_status))
+    message = status.get("error_message") or "no JSON error message"
+    return ApiError(f"{url}: HTTP {http_status}, error_code {code} ({message})", http_status, code)
+
+
 def _check_status(url: str, http_status: int, payload: dict[str, Any]) -> None:
     status = payload.get("status") or {}
     code = str(status.get("error_code", "0"))
     message = status.get("error_message") or ""
     if code in TRANSIENT_ERROR_CODES:
         raise TransientApiError(f"{url}: error_code {code} ({message})")
-    if code != "0" or http_status >= 400:
-        raise ApiError(f"{url}: HTTP {http_status}, error_code {code} ({message})")
+    if code != "0":
+        raise ApiError(
+            f"{url}: HTTP {http_status}, error_code {code} ({message})", http_status, code
+        )

@@ -93,7 +93,10 @@ def fetch_daily_quotes(
         quotes.extend(page)
         if not page:
             break
-        earliest = min(_unix_of(quote["timeOpen"]) for quote in page)
+        opened = [_unix_of(quote.get("timeOpen")) for quote in page]
+        if None in opened:
+            raise InvalidCandlesError("a quote without a valid timeOpen")
+        earliest = min(opened)
         # The answer's timeEnd is a cursor one second before its first candle.
         next_cursor = min(int(data.get("timeEnd") or earliest - 1), earliest - 1)
         if next_cursor >= cursor:
@@ -133,5 +136,8 @@ def _unix(day: date) -> int:
     return int(datetime.combine(day, time(), tzinfo=UTC).timestamp())
 
 
-def _unix_of(timestamp: str) -> int:
-    return int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp())
+def _unix_of(timestamp: object) -> int | None:
+    try:
+        return int(datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return None

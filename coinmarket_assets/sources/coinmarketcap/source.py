@@ -78,7 +78,7 @@ class CoinMarketCapSource(MarketDataSource):
             try:
                 return pro_api.fetch_daily_quotes(self.client, coin_id, first_day, last_day)
             except ApiError as error:
-                if pro_api.PLAN_REFUSED not in str(error) and "HTTP 403" not in str(error):
+                if error.error_code != pro_api.PLAN_REFUSED and error.http_status != 403:
                     raise
                 log.info("the API key's plan has no OHLCV history; using the data-api")
                 self._pro_ohlcv = False
