@@ -62,7 +62,7 @@ def test_three_years_of_twenty_coins_through_the_live_client(
         _use_live_source(monkeypatch, server, market.tickers)
         materialize_unpartitioned(["currency_status"])
         materialize_days("2019-01-01", "2021-12-31")
-        requests = server.requests
+    requests = server.requests  # after stop(): every answered request is recorded
 
     stored = read_table("historical_trade_data")
     expected = market.candles().sort_values(["coin_id", "trade_date"], ignore_index=True)
