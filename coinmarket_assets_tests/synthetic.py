@@ -27,6 +27,24 @@ class SyntheticCoin:
 class SyntheticMarket:
     coins: list[SyntheticCoin] = field(default_factory=list)
 
+    @classmethod
+    def from_csv(cls, directory: Path, tickers: list[str] | None = None) -> "SyntheticMarket":
+        """A market read from a csv: source directory, so the test server can serve it."""
+        coins = pd.read_csv(directory / "coins.csv")
+        if tickers is not None:
+            coins = coins[coins["ticker"].isin(tickers)]
+        return cls(
+            [
+                SyntheticCoin(
+                    int(row.coin_id),
+                    row.ticker,
+                    row.name,
+                    pd.read_csv(directory / "daily" / f"{row.ticker}.csv", parse_dates=["date"]),
+                )
+                for row in coins.itertuples()
+            ]
+        )
+
     @property
     def tickers(self) -> list[str]:
         return [coin.ticker for coin in self.coins]

@@ -8,11 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.dagster_runs import (
     materialize_days,
     materialize_unpartitioned,
     read_table,
 )
+from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmc"
@@ -52,3 +54,22 @@ def test_real_anomalies_are_stored_as_published(real_history: str):
         & (usdt["open"] == usdt["close"])
     )
     assert flat.sum() > 300  # flat candles kept as published
+
+
+def test_real_history_served_by_the_local_coinmarketcap_arrives_intact(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    market = SyntheticMarket.from_csv(SHARED_DATA, ["BTC", "XMR", "DOGE"])
+    with FakeCoinMarketCap(market) as server:  # pages of 400 days back to 2013
+        monkeypatch.setenv("COINMARKET_SOURCE", "coinmarketcap")
+        monkeypatch.setenv("COINMARKET_CMC_BASE_URL", server.data_api_url)
+        monkeypatch.setenv("COINMARKET_CMC_RATE_LIMIT", "100")
+        monkeypatch.setenv("COINMARKET_TICKERS", "BTC,XMR,DOGE")
+        materialize_days("2013-04-27", "2021-07-06", selection=["historical_trade_data"])
+    stored = read_table("historical_trade_data")
+    expected = market.candles()
+    expected = expected[expected["trade_date"] <= "2021-07-06"]
+    expected = expected.sort_values(["coin_id", "trade_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        stored[expected.columns], expected, check_exact=True, check_dtype=False
+    )
