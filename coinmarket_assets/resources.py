@@ -18,7 +18,8 @@ from coinmarket_assets.sources import (
 
 
 class MarketDataSourceResource(ConfigurableResource):
-    """The market data source: ``csv:DIR`` or ``coinmarketcap`` (``COINMARKET_SOURCE``)."""
+    """The market data source (``COINMARKET_SOURCE``): ``coinmarketcap``, ``csv:DIR`` or
+    ``html:DIR``."""
 
     spec: str | None = Field(
         default=None, description="Overrides COINMARKET_SOURCE for this run, e.g. csv:/data/cmc."

@@ -28,13 +28,13 @@ def _lookback(days: int) -> AssetIn:
     )
 
 
-def _universe_rows(rows: pd.DataFrame, candles: pd.DataFrame, settings: Settings) -> CoinRows:
-    """The rows of the universe's coins, identified among the stored candles.
+def _universe_candles(candles: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[int]]:
+    """The stored candles of the universe's coins, and their ids.
 
     Statistics are computed from stored data only, so they never need the source.
     """
     coin_ids = stored_universe(candles, settings.tickers)
-    return CoinRows(rows[rows["coin_id"].isin(coin_ids)].reset_index(drop=True), coin_ids)
+    return candles[candles["coin_id"].isin(coin_ids)], coin_ids
 
 
 @daily_table_asset(
@@ -50,8 +50,9 @@ def historical_rolling(
     of the last closes, per coin and stored day; NULL while a window is not full."""
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
+    candles, coin_ids = _universe_candles(historical_trade_data, settings)
     rolling = rolling_statistics(
-        historical_trade_data,
+        candles,
         pd.Timestamp(first_day),
         pd.Timestamp(last_day),
         rsi_period=settings.rsi_period,
@@ -59,7 +60,7 @@ def historical_rolling(
         lookback_days=RSI_LOOKBACK_DAYS,
     )
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return _universe_rows(rolling, historical_trade_data, settings)
+    return CoinRows(rolling, coin_ids)
 
 
 @daily_table_asset(
@@ -79,8 +80,9 @@ def period_returns(
             f"with {RETURN_DAYS}; reload it so that the lookback matches"
         )
     first_day, last_day = run_days(context)
+    candles, coin_ids = _universe_candles(historical_trade_data, settings)
     returns = compute_period_returns(
-        historical_trade_data, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
+        candles, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
     )
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return _universe_rows(returns, historical_trade_data, settings)
+    return CoinRows(returns, coin_ids)
