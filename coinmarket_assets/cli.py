@@ -12,7 +12,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from coinmarket_assets.storage.database import DATABASE_URL_ENV, redact
+import psycopg
+
+from coinmarket_assets.settings import SettingsError
+from coinmarket_assets.storage.backup import BackupError, backup, restore
+from coinmarket_assets.storage.database import (
+    DATABASE_URL_ENV,
+    DatabaseNotConfiguredError,
+    redact,
+)
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
 from coinmarket_assets.storage.migrations import apply_migrations
 
@@ -118,6 +126,21 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    with database_environment() as url:
+        backup(url, Path(args.file))
+    _say(f"data tables saved to {args.file}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    with database_environment() as url:
+        restore(url, Path(args.file))
+        _migrate(url)
+    _say(f"data tables restored from {args.file}")
+    return 0
+
+
 def cmd_exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -143,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.set_defaults(handler=cmd_migrate)
 
+    saved = commands.add_parser("backup", help="save the data tables to a file (pg_dump)")
+    saved.add_argument("file")
+    saved.set_defaults(handler=cmd_backup)
+
+    restored = commands.add_parser("restore", help="replace the data tables from a backup")
+    restored.add_argument("file")
+    restored.set_defaults(handler=cmd_restore)
+
     exec_ = commands.add_parser("exec", help="run a command with the database up")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
     exec_.set_defaults(handler=cmd_exec)
@@ -151,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (BackupError, DatabaseNotConfiguredError, SettingsError, psycopg.Error) as error:
+        _say(f"error: {redact(str(error))}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ import psycopg
 import pytest
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
-from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS
+from coinmarket_assets_tests.dagster_runs import (
+    PARTITIONED_ASSETS,
+    dump_all,
+    materialize_days,
+    materialize_unpartitioned,
+)
 
 BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[1]
@@ -191,3 +196,38 @@ def test_sigterm_stops_the_command_and_the_embedded_database_even_as_a_backgroun
     assert launcher.wait(timeout=60) != 0
     assert time.monotonic() - started < 30
     assert not (tmp_path / "home" / "postgres" / "postmaster.pid").exists()
+
+
+def test_backup_and_restore_round_trip_the_data_tables(
+    database_url: str, csv_source: Path, tmp_path: Path
+):
+    materialize_unpartitioned(["currency_status"])
+    materialize_days("2020-01-01", "2020-02-29")
+    before = dump_all(database_url)
+    env = _env(tmp_path)
+    file = tmp_path / "coinmarket.dump"
+    saved = _run([str(BIN / "coinmarket"), "backup", str(file)], env)
+    assert saved.returncode == 0, saved.stderr
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM historical_trade_data WHERE trade_date > '2020-01-15'")
+        conn.execute("UPDATE top_ranking SET period_return = 0")
+    restored = _run([str(BIN / "coinmarket"), "restore", str(file)], env)
+    assert restored.returncode == 0, restored.stderr
+    assert dump_all(database_url) == before
+
+
+def test_restore_of_a_missing_file_fails_clearly(database_url: str, tmp_path: Path):
+    result = _run([str(BIN / "coinmarket"), "restore", str(tmp_path / "nope.dump")], _env(tmp_path))
+    assert result.returncode == 1
+    assert "coinmarket: error: " in result.stderr and "nope.dump does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_fails_fast_without_showing_its_password(tmp_path: Path):
+    url = "postgresql://coinmarket:s3cret@127.0.0.1:9/coinmarket"  # nothing listens on port 9
+    started = time.monotonic()
+    result = _run([str(BIN / "coinmarket"), "migrate"], _env(tmp_path, **{DATABASE_URL_ENV: url}))
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30
+    assert "s3cret" not in result.stderr
+    assert "coinmarket: error: " in result.stderr
