@@ -115,6 +115,25 @@ def test_unknown_tickers_fail_before_anything_is_written(
     assert all(not dump for dump in dump_all(database_url).values())
 
 
+@pytest.mark.parametrize(
+    "tickers",
+    [
+        "BTC'); DROP TABLE currency_status;--",
+        'ALPHA,"BETA"',
+        "ALPHA,BETA;DELETE FROM period_returns",
+    ],
+)
+def test_hostile_tickers_are_unknown_tickers_and_touch_nothing(
+    full_history: str, monkeypatch: pytest.MonkeyPatch, tickers: str
+):
+    before = dump_all(full_history)
+    monkeypatch.setenv("COINMARKET_TICKERS", tickers)
+    result = materialize_days("2020-03-01", "2020-03-02", raise_on_error=False)
+    assert not result.success
+    assert "Unknown tickers (not listed by the source)" in failure_messages(result)
+    assert dump_all(full_history) == before
+
+
 def test_an_invalid_candle_fails_its_run_and_keeps_the_stored_days(
     full_history: str, csv_source: Path
 ):

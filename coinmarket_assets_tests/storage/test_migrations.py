@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import psycopg
 import pytest
 
@@ -57,3 +60,19 @@ def test_prices_and_statistics_are_double_precision(database_url: str):
         "historical_rolling.std_dev",
         "period_returns.period_return",
     } <= columns
+
+
+def test_two_processes_migrating_at_once_end_at_the_same_schema(empty_database_url: str):
+    code = "import sys; from coinmarket_assets.storage.migrations import apply_migrations; "
+    code += "print(len(apply_migrations(sys.argv[1])))"
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, empty_database_url], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    applied = sorted(int(run.communicate(timeout=120)[0]) for run in runs)
+    assert all(run.returncode == 0 for run in runs)
+    assert applied == [0, len(list(MIGRATIONS_DIR.glob("V*__*.sql")))]  # one did it all
+    assert pending_migrations(empty_database_url) == []
+    assert _tables(empty_database_url) >= DATA_TABLES
