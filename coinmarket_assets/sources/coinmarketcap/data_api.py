@@ -11,8 +11,6 @@ from coinmarket_assets.sources.validation import InvalidCandlesError
 
 LISTING_PAGE = 5000
 USD_ID = 2781  # CoinMarketCap's id of the US dollar, for convertId
-# One historical call returns at most this many days, the newest ones up to timeEnd.
-MAX_DAYS_PER_CALL = 400
 QUOTE_FIELDS = {
     "open": "open",
     "high": "high",
@@ -75,7 +73,8 @@ def _listing_row(entry: dict[str, Any]) -> dict[str, Any]:
 def fetch_daily_quotes(
     client: ApiClient, coin_id: int, first_day: date, last_day: date
 ) -> list[dict[str, Any]]:
-    """The coin's daily quotes of first_day..last_day, paging backwards past the 400-day cap."""
+    """The coin's daily quotes of first_day..last_day, paging backwards: one call returns at most
+    400 days, the newest up to timeEnd, and may ignore timeStart."""
     url = f"{client.settings.data_api_url}/v3.1/cryptocurrency/historical"
     time_start = _unix(first_day)
     cursor = _unix(last_day)
