@@ -1,13 +1,16 @@
 """Pipeline settings, read from ``COINMARKET_*`` environment variables and validated."""
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
 EARLIEST_START_DATE = date(2009, 1, 3)
 # RSI looks at the closes dated within this many calendar days before the day itself.
 RSI_LOOKBACK_DAYS = 300
+T = TypeVar("T")
 
 
 class SettingsError(ValueError):
@@ -64,24 +67,26 @@ def _check_range(name: str, value: int, low: int, high: int) -> None:
         raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def env_value(
+    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], expected: str
+) -> T:
+    """``parse`` of the variable ``name``, ``default`` when unset or blank; a value ``parse``
+    rejects fails naming the variable and what it ``expected``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+        raise SettingsError(f"{name} must be {expected}, not {raw!r}") from None
 
 
-def _date(env: dict[str, str], name: str, default: date) -> date:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a date like 2013-04-27, not {raw!r}") from None
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return env_value(env, name, default, int, "a whole number")
+
+
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    return env_value(env, name, default, date.fromisoformat, "a date like 2013-04-27")
 
 
 def parse_tickers(raw: str) -> tuple[str, ...]:

@@ -113,7 +113,6 @@ def stored_universe(candles: pd.DataFrame, tickers: Sequence[str]) -> list[int]:
     if [t.upper() for t in tickers] == [ALL_COINS]:
         return sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
     coins = candles[["coin_id", "ticker"]].drop_duplicates()
-    coins = coins.assign(slug="", coin_name="", rank=None)
     found = pd.concat([_matches(coins, ticker.partition(":")[0]) for ticker in tickers])
     return sorted(int(coin_id) for coin_id in found["coin_id"].unique())
 

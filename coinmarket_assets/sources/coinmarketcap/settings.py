@@ -1,9 +1,10 @@
 """Settings of the CoinMarketCap client, from ``COINMARKET_CMC_*`` environment variables."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from coinmarket_assets.settings import SettingsError
+from coinmarket_assets.settings import SettingsError, env_value
 
 DATA_API_URL = "https://api.coinmarketcap.com/data-api"
 PRO_API_URL = "https://pro-api.coinmarketcap.com"
@@ -47,20 +48,18 @@ class ClientSettings:
             pro_api_url=env.get("COINMARKET_CMC_PRO_BASE_URL") or defaults.pro_api_url,
             api_key=env.get("COINMARKET_CMC_API_KEY") or None,
             rate_limit=_number(env, "COINMARKET_CMC_RATE_LIMIT", defaults.rate_limit),
-            retry_budget=int(_number(env, "COINMARKET_CMC_RETRY_BUDGET", defaults.retry_budget)),
+            retry_budget=_whole(env, "COINMARKET_CMC_RETRY_BUDGET", defaults.retry_budget),
             backoff_seconds=_number(
                 env, "COINMARKET_CMC_BACKOFF_SECONDS", defaults.backoff_seconds
             ),
             read_timeout=_number(env, "COINMARKET_CMC_READ_TIMEOUT", defaults.read_timeout),
-            max_workers=int(_number(env, "COINMARKET_CMC_WORKERS", defaults.max_workers)),
+            max_workers=_whole(env, "COINMARKET_CMC_WORKERS", defaults.max_workers),
         )
 
 
-def _number(env: os._Environ[str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    return env_value(env, name, default, float, "a number")
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    return env_value(env, name, default, int, "a whole number")
