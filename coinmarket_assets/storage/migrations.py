@@ -41,10 +41,15 @@ def apply_migrations(url: str | None = None) -> list[str]:
     """Apply pending migrations in order, each in its own transaction; return their ids.
 
     A lock table makes concurrent callers wait for each other; a second run changes nothing.
+    A current schema is only read, so a role without DDL rights may call this too.
     """
-    with _backend(url) as backend, backend.lock():
-        pending = backend.to_apply(_migrations())
-        backend.apply_migrations(pending)
+    migrations = _migrations()
+    with _backend(url) as backend:
+        if not backend.to_apply(migrations):
+            return []
+        with backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
     return [migration.id for migration in pending]
 
 

@@ -1,0 +1,101 @@
+"""A database restart in the middle of a run: the run recovers or fails clearly, no day is left
+partial or doubled, and the next run completes."""
+
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from coinmarket_assets.storage.database import DATABASE_URL_ENV
+from coinmarket_assets.storage.embedded import EmbeddedPostgres
+from coinmarket_assets.storage.migrations import apply_migrations
+from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
+from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
+from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
+
+FIRST, LAST = "2018-01-01", "2021-12-31"
+RUN_SECONDS = 600
+
+
+@pytest.fixture
+def restartable(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedPostgres]:
+    """A server of this test's own, since restarting it ends every session on it (in a folder
+    outside pytest's, which other pytest sessions may make private to root)."""
+    with tempfile.TemporaryDirectory(prefix="cm-restart-") as folder:
+        server = EmbeddedPostgres(Path(folder) / "data", delete_on_stop=True)
+        url = server.start("coinmarket")
+        apply_migrations(url)
+        monkeypatch.setenv(DATABASE_URL_ENV, url)
+        yield server
+        server.stop()
+
+
+def _market() -> SyntheticMarket:
+    days = (date.fromisoformat(LAST) - date.fromisoformat(FIRST)).days + 1
+    return SyntheticMarket(
+        [
+            SyntheticCoin(
+                100 + n, f"R{n:02d}", f"Coin {n}", random_walk(n, date(2018, 1, 1), days, 3.0 + n)
+            )
+            for n in range(20)
+        ]
+    )
+
+
+def _copying(url: str) -> bool:
+    """Whether a session is storing rows with COPY right now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND query ILIKE 'COPY%FROM%'"
+            ).fetchall()
+        )
+
+
+def _empty_tables(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))))
+
+
+@pytest.mark.slow
+def test_a_restart_while_storing_is_survived_and_leaves_whole_days(
+    restartable: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    url = restartable.start("coinmarket")
+    market = _market()
+    source = tmp_path / "cmc"
+    market.write_csv(source)
+    env = cli_environment(tmp_path, source, market.tickers)
+    log = tmp_path / "run.log"
+
+    run = start_materialize(env, PARTITIONED_ASSETS, f"{FIRST}...{LAST}", log)
+    deadline = time.monotonic() + RUN_SECONDS
+    while not _copying(url):
+        assert run.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.02)
+    started = time.monotonic()
+    restartable.restart()
+    print(f"restarted in {time.monotonic() - started:.1f} s")
+    exit_code = run.wait(timeout=RUN_SECONDS)  # never hangs
+    print(f"the interrupted run exited with {exit_code}")
+    output = log.read_text()
+    assert "administrator command" in output or "connection" in output.lower(), output[-3000:]
+    after_restart = dump_all(url)
+
+    # Whatever the restart interrupted, the next run completes, and the tables then equal a
+    # run that no restart disturbed.
+    assert start_materialize(env, PARTITIONED_ASSETS, f"{FIRST}...{LAST}").wait(RUN_SECONDS) == 0
+    recovered = dump_all(url)
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{source}")
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
+    _empty_tables(url)
+    materialize_days(FIRST, LAST)
+    assert recovered == dump_all(url)
+    if exit_code == 0:  # the run recovered by itself: its tables were already complete
+        assert after_restart == recovered

@@ -1,0 +1,71 @@
+"""The IO manager's step lock: a step's read, compute and write are one turn among runs."""
+
+import threading
+
+import pandas as pd
+from dagster import AssetKey, build_init_resource_context, build_input_context, build_output_context
+
+from coinmarket_assets.assets.rankings import top_ranking
+from coinmarket_assets.storage.io_manager import PostgresIOManager
+
+STATUS = AssetKey("currency_status")
+
+
+def _status(market_cap: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "coin_id": [1],
+            "ticker": ["BTC"],
+            "coin_name": ["Bitcoin"],
+            "slug": ["bitcoin"],
+            "rank": [1],
+            "market_cap": [market_cap],
+            "last_update": [pd.Timestamp("2024-01-01", tz="UTC")],
+        }
+    )
+
+
+def _io_manager(url: str) -> PostgresIOManager:
+    manager = PostgresIOManager(url=url)
+    manager.setup_for_execution(build_init_resource_context())
+    return manager
+
+
+def _write(manager: PostgresIOManager, frame: pd.DataFrame) -> None:
+    manager.handle_output(build_output_context(asset_key=STATUS, op_def=top_ranking.op), frame)
+
+
+def _read(manager: PostgresIOManager) -> pd.DataFrame:
+    return manager.load_input(build_input_context(asset_key=STATUS, op_def=top_ranking.op))
+
+
+def test_the_same_step_of_another_run_reads_only_after_this_one_wrote(database_url: str):
+    first_run, second_run = _io_manager(database_url), _io_manager(database_url)
+    _write(_io_manager(database_url), _status(1.0))
+    seen_by_second: list[float] = []
+
+    def second_step() -> None:
+        seen_by_second.append(_read(second_run)["market_cap"].item())
+        _write(second_run, _status(3.0))
+
+    assert _read(first_run)["market_cap"].item() == 1.0
+    waiting = threading.Thread(target=second_step)
+    waiting.start()
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive(), "the second run read while the first was between read and write"
+    _write(first_run, _status(2.0))
+    waiting.join(timeout=10)
+    assert seen_by_second == [2.0]  # it read the first run's result, not the value before it
+
+
+def test_a_step_that_fails_before_writing_releases_its_lock_at_teardown(database_url: str):
+    failed_run = _io_manager(database_url)
+    _write(_io_manager(database_url), _status(1.0))
+    _read(failed_run)
+    failed_run.teardown_after_execution(build_init_resource_context())
+
+    next_run = _io_manager(database_url)
+    done = threading.Event()
+    threading.Thread(target=lambda: (_read(next_run), done.set())).start()
+    assert done.wait(10), "the lock outlived the failed step"
+    _write(next_run, _status(2.0))
