@@ -26,13 +26,17 @@ def cli_environment(tmp_path: Path, source: Path, tickers: Sequence[str]) -> dic
 
 
 def start_materialize(
-    env: dict[str, str], assets: Sequence[str], partition_range: str, log: Path | None = None
+    env: dict[str, str],
+    assets: Sequence[str],
+    partition_range: str | None = None,
+    log: Path | None = None,
 ) -> subprocess.Popen:
-    """Start one run of ``assets`` over ``partition_range`` (``FIRST...LAST``), in a new session
-    so that the test can signal its whole process group."""
+    """Start one run of ``assets`` (over ``partition_range``, ``FIRST...LAST``, if given), in a
+    new session so that the test can signal its whole process group."""
     command = [sys.executable, "-m", "dagster", "asset", "materialize"]
     command += ["-m", "coinmarket_assets.definitions", "--select", ",".join(assets)]
-    command += ["--partition-range", partition_range]
+    if partition_range is not None:
+        command += ["--partition-range", partition_range]
     if log is None:
         return _start(command, env, subprocess.DEVNULL)
     with open(log, "wb") as output:

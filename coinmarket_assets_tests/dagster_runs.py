@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import psycopg
 from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from psycopg import sql
 
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.storage.database import connect
@@ -78,6 +79,13 @@ def dump_all(url: str) -> dict[str, bytes]:
         table: dump_table(url, table, exclude=[c for c, t in spec.types.items() if t == TIMESTAMP])
         for table, spec in TABLES.items()
     }
+
+
+def empty_tables(url: str) -> None:
+    """Remove every row of every data table."""
+    tables = sql.SQL(", ").join(map(sql.Identifier, TABLES))
+    with psycopg.connect(url) as conn:
+        conn.execute(sql.SQL("TRUNCATE {}").format(tables))
 
 
 def failure_messages(result: ExecuteInProcessResult) -> str:

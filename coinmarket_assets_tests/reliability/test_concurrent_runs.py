@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
-from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
+from coinmarket_assets_tests.dagster_runs import (
+    PARTITIONED_ASSETS,
+    dump_all,
+    empty_tables,
+    materialize_days,
+)
 from coinmarket_assets_tests.synthetic import SyntheticMarket
 
 # The default market runs from 2020-01-01 for 200 days; the runs share March and April.
@@ -16,15 +18,8 @@ EARLIER = ("2020-01-01", "2020-04-30")
 LATER = ("2020-03-01", "2020-07-18")
 
 
-def _empty_tables(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, TABLES)))
-        )
-
-
 def _serially(url: str, *runs: tuple[str, str]) -> dict[str, bytes]:
-    _empty_tables(url)
+    empty_tables(url)
     for first, last in runs:
         materialize_days(first, last)
     return dump_all(url)

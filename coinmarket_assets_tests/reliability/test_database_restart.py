@@ -9,14 +9,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
 from coinmarket_assets.storage.embedded import EmbeddedPostgres
 from coinmarket_assets.storage.migrations import apply_migrations
-from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
-from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
+from coinmarket_assets_tests.dagster_runs import (
+    PARTITIONED_ASSETS,
+    dump_all,
+    empty_tables,
+    materialize_days,
+)
 from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 FIRST, LAST = "2018-01-01", "2021-12-31"
@@ -58,11 +61,6 @@ def _copying(url: str) -> bool:
         )
 
 
-def _empty_tables(url: str) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))))
-
-
 @pytest.mark.slow
 def test_a_restart_while_storing_is_survived_and_leaves_whole_days(
     restartable: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -94,7 +92,7 @@ def test_a_restart_while_storing_is_survived_and_leaves_whole_days(
     recovered = dump_all(url)
     monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{source}")
     monkeypatch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
-    _empty_tables(url)
+    empty_tables(url)
     materialize_days(FIRST, LAST)
     assert recovered == dump_all(url)
     if exit_code == 0:  # the run recovered by itself: its tables were already complete
