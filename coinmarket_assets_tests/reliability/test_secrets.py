@@ -1,4 +1,4 @@
-"""Credentials reach no log line, event or error message, in runs that succeed and runs that fail."""
+"""Credentials reach no log line, event or error message, whether runs succeed or fail."""
 
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
