@@ -317,6 +317,22 @@ class FakeCoinMarketCap:
                 raise ValueError(f"coin id {coin_id} is already listed")
             self._coins[coin_id] = _Coin(coin_id, ticker, name, slug, rows, market_cap)
 
+    def delist(self, ticker: str | int) -> None:
+        """Stop knowing a coin: it leaves the listings and its history answers
+        'Invalid value for "id"', as for a coin CoinMarketCap removed."""
+        with self._lock:
+            del self._coins[self._coin(ticker).coin_id]
+
+    def delist_after_next(self, ticker: str | int) -> None:
+        """Delist the coin right after its next history answer (it disappears mid-backfill)."""
+        coin_id = self._coin(ticker).coin_id
+
+        def answer_then_delist(answer: _Response, _pro: bool) -> _Response:
+            self.delist(coin_id)
+            return answer
+
+        self._add(self._broken, _Fault(1, f"id={coin_id}&", apply=answer_then_delist))
+
     def drop_day(self, ticker: str | int, day: Day) -> None:
         """Remove a candle: it is missing from every answer from now on."""
         with self._lock:

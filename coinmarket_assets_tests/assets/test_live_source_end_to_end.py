@@ -131,6 +131,19 @@ def test_a_source_that_keeps_failing_ends_the_run_clearly_and_writes_nothing(
     assert dump_all(database_url) == before
 
 
+def test_a_coin_delisted_mid_backfill_fails_the_run_naming_it_and_keeps_stored_days(
+    live_server: FakeCoinMarketCap, database_url: str
+):
+    materialize_days("2020-01-01", "2020-01-31")
+    before = dump_all(database_url)
+    live_server.delist_after_next("BETA")  # 169 days are three history pages per coin
+    result = materialize_days("2020-02-01", "2020-07-18", raise_on_error=False)
+    assert not result.success
+    message = failure_messages(result)
+    assert "BETA" in message and "2020-02-01..2020-07-18" in message
+    assert dump_all(database_url) == before
+
+
 def test_skip_mode_stores_the_good_rows_and_reports_the_bad_ones_in_a_check(
     live_server: FakeCoinMarketCap, monkeypatch: pytest.MonkeyPatch
 ):

