@@ -141,9 +141,10 @@ class ApiClient:
                 or self.seconds_waited > self.settings.retry_budget_seconds
             )
         if over:
+            budget = self.settings
             raise RetryBudgetExhaustedError(
-                f"retry budget spent ({self.retries} retries, {self.seconds_waited:.0f} s "
-                f"waiting); last error: {error}"
+                f"retry budget spent (at most {budget.retry_budget} retries and "
+                f"{budget.retry_budget_seconds:.0f} s of waiting per step); last error: {error}"
             ) from error
         log.warning("retrying in %.1f s after: %s", wait, error)
 
