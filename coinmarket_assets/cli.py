@@ -10,15 +10,29 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import psycopg
 
-from coinmarket_assets.settings import SettingsError
+from coinmarket_assets.coverage import (
+    CANDLE_ASSET,
+    STATISTICS_ASSETS,
+    CoinCoverage,
+    all_gaps,
+    coverage,
+    describe_gaps,
+    fill_plan,
+    format_report,
+    materialize_command,
+)
+from coinmarket_assets.export import FORMATS, RELATIONS, ExportError, export, export_request
+from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, SettingsError, load_settings
 from coinmarket_assets.storage.backup import BackupError, backup, restore
 from coinmarket_assets.storage.database import (
     DATABASE_URL_ENV,
     DatabaseNotConfiguredError,
+    connect,
     redact,
 )
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
@@ -154,6 +168,80 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return _run_child(command)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output else None
+    try:
+        # Checked before the database starts, so that a typo fails at once.
+        request = export_request(args.table, args.format, args.first_day, args.last_day, output)
+        with database_environment():
+            rows = export(request, sys.stdout.buffer)
+    except ExportError as error:
+        _say(f"error: {error}")
+        return 2
+    except BrokenPipeError:
+        # The reader stopped early (say, `| head`): not an error; nothing more can be printed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    _say(f"exported {rows} rows of {args.table}" + (f" to {output}" if output else ""))
+    return 0
+
+
+def _coverage(url: str) -> list[CoinCoverage]:
+    with connect(url) as conn:
+        return coverage(conn)
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    with database_environment() as url:
+        if not args.fill:
+            print(format_report(_coverage(url)), flush=True)
+            return 0
+        _migrate(url)  # it runs the pipeline, as exec does
+        return _fill_gaps(url)
+
+
+def _fill_gaps(url: str) -> int:
+    """Fetch every gap's days (merged into few runs), recompute the statistics they touch, and
+    report the gaps the source could not fill."""
+    settings = load_settings()
+    before = _coverage(url)
+    plan = fill_plan(before, settings.start_date, max(RSI_LOOKBACK_DAYS, settings.return_days))
+    if plan.before_start:
+        missed = ", ".join(map(str, plan.before_start))
+        _say(f"days before COINMARKET_START_DATE {settings.start_date} cannot be fetched: {missed}")
+    if not plan.fetch:
+        print(format_report(before), flush=True)
+        _say("no gaps to fill")
+        return 0
+    runs = [((CANDLE_ASSET,), days) for days in plan.fetch]
+    runs += [(STATISTICS_ASSETS, days) for days in plan.recompute]
+    _say(f"{len(all_gaps(before))} gap(s) to fill in {len(runs)} run(s)")
+    for assets, days in runs:
+        _say(f"materializing {','.join(assets)} for {days}")
+        code = _run_child(_dagster(*materialize_command(assets, days)))
+        if code != 0:
+            _say(f"error: the run for {days} failed (exit code {code}); its logs are in the UI")
+            return code
+    after = _coverage(url)
+    print(format_report(after), flush=True)
+    remaining = all_gaps(after)
+    if remaining:
+        _say(
+            f"{len(remaining)} gap(s) could not be filled: the source has no candle for those "
+            f"days, or the coin is not in COINMARKET_TICKERS: {describe_gaps(remaining)}"
+        )
+    else:
+        _say("every gap is filled")
+    return 0
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day like 2020-01-31: {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coinmarket", description=__doc__)
     commands = parser.add_subparsers(dest="command_name", required=True)
@@ -177,6 +265,37 @@ def build_parser() -> argparse.ArgumentParser:
     exec_ = commands.add_parser("exec", help="run a command with the database up")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
     exec_.set_defaults(handler=cmd_exec)
+
+    exported = commands.add_parser(
+        "export",
+        help="write a table or view as CSV or Parquet",
+        description="Write a table or view, ordered by its key, as CSV (with a header) or "
+        "Parquet. Views: latest_market (each coin's newest candle with its statistics) and "
+        "daily_closes (exported wide: trade_date, then one column of closes per coin).",
+    )
+    exported.add_argument("table", metavar="TABLE", help=f"one of {', '.join(RELATIONS)}")
+    exported.add_argument(
+        "--from", dest="first_day", type=_day, metavar="DAY", help="first day (included)"
+    )
+    exported.add_argument(
+        "--to", dest="last_day", type=_day, metavar="DAY", help="last day (included)"
+    )
+    exported.add_argument("--format", choices=FORMATS, default="csv")
+    exported.add_argument(
+        "--output", metavar="FILE", help="file to write (default for csv: standard output)"
+    )
+    exported.set_defaults(handler=cmd_export)
+
+    covered = commands.add_parser(
+        "coverage", help="list each coin's first and last stored day and every gap"
+    )
+    covered.add_argument(
+        "--fill",
+        action="store_true",
+        help="fetch the missing days from the source, recompute the statistics they touch, "
+        "and list the gaps that remain",
+    )
+    covered.set_defaults(handler=cmd_coverage)
     return parser
 
 
