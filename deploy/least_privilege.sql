@@ -57,6 +57,12 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE public.%I OWNER TO coinmarket_migrator', name);
     END LOOP;
+    FOR name IN
+        SELECT viewname FROM pg_views
+        WHERE schemaname = 'public' AND viewowner <> 'coinmarket_migrator'
+    LOOP
+        EXECUTE format('ALTER VIEW public.%I OWNER TO coinmarket_migrator', name);
+    END LOOP;
 END
 $$;
 
@@ -83,6 +89,12 @@ BEGIN
                 'GRANT SELECT, INSERT, UPDATE, DELETE ON public.%I TO coinmarket_pipeline', name
             );
         END IF;
+    END LOOP;
+    -- The read-side views are for reading only.
+    FOR name IN SELECT viewname FROM pg_views WHERE schemaname = 'public'
+    LOOP
+        EXECUTE format('REVOKE ALL ON public.%I FROM coinmarket_pipeline', name);
+        EXECUTE format('GRANT SELECT ON public.%I TO coinmarket_pipeline', name);
     END LOOP;
 END
 $$;
