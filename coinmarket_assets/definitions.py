@@ -1,13 +1,20 @@
-"""The code location: assets, resources and the IO manager, wired together."""
+"""The code location: assets, resources, the IO manager, the schedule and sensors, wired."""
 
 from dagster import Definitions
 
-from coinmarket_assets.assets.market_data import historical_trade_data
+from coinmarket_assets.assets.charts import ranked_coin_chart
+from coinmarket_assets.assets.market_data import fresh_candles, historical_trade_data
 from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
 from coinmarket_assets.assets.statistics import historical_rolling, period_returns
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
-from coinmarket_assets.schedules import daily_market_job, daily_market_schedule
+from coinmarket_assets.schedules import (
+    daily_market_job,
+    daily_market_schedule,
+    freshness_check_job,
+    freshness_check_schedule,
+)
+from coinmarket_assets.sensors import run_failure_alert, universe_sensor
 from coinmarket_assets.storage.io_manager import PostgresIOManager
 
 defs = Definitions(
@@ -18,9 +25,12 @@ defs = Definitions(
         period_returns,
         top_ranking,
         bottom_ranking,
+        ranked_coin_chart,
     ],
-    jobs=[daily_market_job],
-    schedules=[daily_market_schedule],
+    asset_checks=[fresh_candles],
+    jobs=[daily_market_job, freshness_check_job],
+    schedules=[daily_market_schedule, freshness_check_schedule],
+    sensors=[universe_sensor, run_failure_alert],
     resources={
         "postgres_io_manager": PostgresIOManager(),
         "source": MarketDataSourceResource(),

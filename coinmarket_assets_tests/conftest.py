@@ -26,6 +26,16 @@ def database_url_for(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def coinmarket_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Files the pipeline writes (charts) go to a folder of the test session's, not the
+    checkout's ``.coinmarket``."""
+    home = tmp_path_factory.mktemp("coinmarket_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COINMARKET_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """An administrative URL of the PostgreSQL server the tests use."""

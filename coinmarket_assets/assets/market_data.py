@@ -1,6 +1,7 @@
 """Raw daily market data."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from dagster import (
@@ -11,8 +12,10 @@ from dagster import (
     MetadataValue,
     Output,
     RetryRequested,
+    asset_check,
 )
 
+from coinmarket_assets import checks
 from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
@@ -35,7 +38,25 @@ BAD_ROWS_LISTED = 50
             asset="historical_trade_data",
             description="The source published no invalid candle for the run's days "
             "(with COINMARKET_ON_BAD_ROWS=skip they are left out and listed here).",
-        )
+        ),
+        checks.check_spec(
+            checks.OHLC_SANE,
+            "historical_trade_data",
+            "Every candle the run wrote has positive, finite prices with low <= open, "
+            "close <= high (error).",
+        ),
+        checks.check_spec(
+            checks.NO_MISSING_DAYS,
+            "historical_trade_data",
+            "No coin of the run lacks a candle on a day of the run inside its stored history, "
+            "between its first and last stored candle (warning: sources have real gaps).",
+        ),
+        checks.check_spec(
+            checks.ONE_ROW_PER_COIN_AND_DAY,
+            "historical_trade_data",
+            "The run's days hold one candle per coin and day: rows equal distinct coin-days "
+            "(error).",
+        ),
     ],
 )
 def historical_trade_data(
@@ -73,6 +94,44 @@ def historical_trade_data(
         passed=not checked.skipped,
         severity=AssetCheckSeverity.WARN,
         metadata=skipped,
+    )
+    # The IO manager committed the run's days when the output was yielded: check what is stored.
+    yield from _stored_candle_checks(first_day, last_day, [coin.coin_id for coin in coins])
+
+
+def _stored_candle_checks(
+    first_day: date, last_day: date, coin_ids: Sequence[int]
+) -> Iterator[AssetCheckResult]:
+    """The checks of the stored candles of the run's days and coins."""
+    window = (first_day, last_day, coin_ids)
+    yield checks.evaluate(
+        checks.OHLC_SANE, AssetCheckSeverity.ERROR, lambda c: checks.ohlc_problems(c, *window)
+    )
+    yield checks.evaluate(
+        checks.NO_MISSING_DAYS, AssetCheckSeverity.WARN, lambda c: checks.missing_days(c, *window)
+    )
+    yield checks.evaluate(
+        checks.ONE_ROW_PER_COIN_AND_DAY,
+        AssetCheckSeverity.ERROR,
+        lambda c: checks.duplicate_coin_days(c, "historical_trade_data", *window),
+    )
+
+
+# Not partitioned and without an input: it queries the newest stored day (an index lookup)
+# instead of loading the table through the IO manager, so a schedule can run it on its own.
+@asset_check(
+    asset=historical_trade_data,
+    name=checks.FRESH_CANDLES,
+    blocking=False,
+    description="The newest stored candle closed (at the UTC midnight ending its day) at most "
+    "36 hours ago (warning).",
+)
+def fresh_candles() -> AssetCheckResult:
+    now = datetime.now(UTC)
+    return checks.evaluate(
+        checks.FRESH_CANDLES,
+        AssetCheckSeverity.WARN,
+        lambda conn: checks.candle_freshness(conn, now),
     )
 
 

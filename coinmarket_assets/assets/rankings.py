@@ -1,11 +1,25 @@
 """Daily top and bottom coins by period return."""
 
-import pandas as pd
-from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
+from collections.abc import Iterator
 
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetsDefinition,
+    MetadataValue,
+    Output,
+)
+
+from coinmarket_assets import checks
 from coinmarket_assets.compute.rankings import rank_returns
-from coinmarket_assets.partitions import daily_table_asset
+from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
+
+# Each of a run's newest days gets its own table in its materialization. Dagster's per-partition
+# metadata costs time quadratic in the run's days, so long backfills show only the newest ones.
+TABLE_DAYS = 31
 
 
 def _ranking_asset(name: str, *, highest_first: bool, description: str) -> AssetsDefinition:
@@ -13,17 +27,70 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
         name=name,
         description=description,
         group_name="rankings",
+        check_specs=[
+            checks.check_spec(
+                checks.CONSISTENT_WITH_RETURNS,
+                name,
+                f"Each of the run's days ranks exactly the rank-size {_which(highest_first)} "
+                "returns stored in period_returns that day, ties by ticker, then coin id (error).",
+            ),
+            checks.check_spec(
+                checks.ONE_ROW_PER_COIN_AND_DAY,
+                name,
+                "No coin is ranked twice on one of the run's days (error).",
+            ),
+        ],
     )
     def ranking(
         context: AssetExecutionContext,
         pipeline_settings: PipelineSettingsResource,
         period_returns: pd.DataFrame,
-    ) -> pd.DataFrame:
+    ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
         settings = pipeline_settings.settings
-        context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-        return rank_returns(period_returns, settings.rank_size, highest_first=highest_first)
+        ranked = rank_returns(period_returns, settings.rank_size, highest_first=highest_first)
+        title = f"{_which(highest_first).capitalize()} {settings.return_days}-day returns"
+        for day in context.partition_keys[-TABLE_DAYS:]:
+            table = ranking_markdown(ranked, day, title, settings.return_days)
+            context.add_asset_metadata({"ranking": MetadataValue.md(table)}, partition_key=day)
+        yield Output(ranked, metadata={"settings": MetadataValue.json(settings.as_metadata())})
+        # The IO manager committed the run's days when the output was yielded.
+        first_day, last_day = run_days(context)
+        yield checks.evaluate(
+            checks.CONSISTENT_WITH_RETURNS,
+            AssetCheckSeverity.ERROR,
+            lambda conn: checks.ranking_mismatches(
+                conn, name, first_day, last_day, settings.rank_size, highest_first=highest_first
+            ),
+        )
+        yield checks.evaluate(
+            checks.ONE_ROW_PER_COIN_AND_DAY,
+            AssetCheckSeverity.ERROR,
+            lambda conn: checks.duplicate_coin_days(conn, name, first_day, last_day),
+        )
 
     return ranking
+
+
+def _which(highest_first: bool) -> str:
+    return "highest" if highest_first else "lowest"
+
+
+def ranking_markdown(ranked: pd.DataFrame, day: str, title: str, return_days: int) -> str:
+    """The day's ranked coins as a Markdown table: rank, ticker, coin id, return."""
+    rows = ranked[ranked["trade_date"] == pd.Timestamp(day)]
+    if rows.empty:
+        return f"**{title} on {day}**: no coin has a stored return that day."
+    lines = [
+        f"**{title} on {day}**",
+        "",
+        f"| rank | ticker | coin id | {return_days}-day return |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {row.rank} | {row.ticker} | {row.coin_id} | {row.period_return:+.2%} |"
+        for row in rows.itertuples(index=False)
+    ]
+    return "\n".join(lines)
 
 
 top_ranking = _ranking_asset(

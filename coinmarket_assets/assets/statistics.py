@@ -1,13 +1,21 @@
 """Statistics derived from stored closes: RSI, standard deviation and period returns."""
 
+from collections.abc import Iterator, Sequence
+from datetime import date
+
 import pandas as pd
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     MetadataValue,
+    Output,
     TimeWindowPartitionMapping,
 )
 
+from coinmarket_assets import checks
 from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
 from coinmarket_assets.compute.indicators import rolling_statistics
 from coinmarket_assets.partitions import daily_table_asset, run_days
@@ -37,15 +45,35 @@ def _universe_candles(candles: pd.DataFrame, settings: Settings) -> tuple[pd.Dat
     return candles[candles["coin_id"].isin(coin_ids)], coin_ids
 
 
+def _unique_spec(asset: str) -> AssetCheckSpec:
+    return checks.check_spec(
+        checks.ONE_ROW_PER_COIN_AND_DAY,
+        asset,
+        "The run's days hold one row per coin and day: rows equal distinct coin-days (error).",
+    )
+
+
+def _unique_check(
+    table: str, first_day: date, last_day: date, coin_ids: Sequence[int]
+) -> AssetCheckResult:
+    """Checked after the IO manager committed the run's rows, on what is stored."""
+    return checks.evaluate(
+        checks.ONE_ROW_PER_COIN_AND_DAY,
+        AssetCheckSeverity.ERROR,
+        lambda conn: checks.duplicate_coin_days(conn, table, first_day, last_day, coin_ids),
+    )
+
+
 @daily_table_asset(
     ins={"historical_trade_data": _lookback(RSI_LOOKBACK_DAYS)},
     group_name="statistics",
+    check_specs=[_unique_spec("historical_rolling")],
 )
 def historical_rolling(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
     historical_trade_data: pd.DataFrame,
-) -> CoinRows:
+) -> Iterator[Output[CoinRows] | AssetCheckResult]:
     """Wilder's RSI over the closes of the last 300 days and the population standard deviation
     of the last closes, per coin and stored day; NULL while a window is not full."""
     settings = pipeline_settings.settings
@@ -59,19 +87,23 @@ def historical_rolling(
         std_window=settings.std_window,
         lookback_days=RSI_LOOKBACK_DAYS,
     )
-    context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return CoinRows(rolling, coin_ids)
+    yield Output(
+        CoinRows(rolling, coin_ids),
+        metadata={"settings": MetadataValue.json(settings.as_metadata())},
+    )
+    yield _unique_check("historical_rolling", first_day, last_day, coin_ids)
 
 
 @daily_table_asset(
     ins={"historical_trade_data": _lookback(RETURN_DAYS)},
     group_name="statistics",
+    check_specs=[_unique_spec("period_returns")],
 )
 def period_returns(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
     historical_trade_data: pd.DataFrame,
-) -> CoinRows:
+) -> Iterator[Output[CoinRows] | AssetCheckResult]:
     """close(D) / close(D - n days) - 1 per coin, where both closes are stored."""
     settings = pipeline_settings.settings
     if settings.return_days != RETURN_DAYS:
@@ -84,5 +116,8 @@ def period_returns(
     returns = compute_period_returns(
         candles, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
     )
-    context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
-    return CoinRows(returns, coin_ids)
+    yield Output(
+        CoinRows(returns, coin_ids),
+        metadata={"settings": MetadataValue.json(settings.as_metadata())},
+    )
+    yield _unique_check("period_returns", first_day, last_day, coin_ids)

@@ -1,8 +1,9 @@
 """The partition-aware Postgres IO manager that persists every asset into its table."""
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from dagster import (
@@ -56,15 +57,21 @@ class PostgresIOManager(ConfigurableIOManager):
             self._unlock_step(step)
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> None:
+        started = time.perf_counter()
         try:
             metadata = self._write(context, obj)
+            seconds = time.perf_counter() - started
         finally:
             self._unlock_step(context.op_def.name)
+        context.log.info(_write_line(context, metadata, seconds))
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         self._lock_step(context)
-        return self._read(context)
+        started = time.perf_counter()
+        frame = self._read(context)
+        context.log.info(_read_line(context, len(frame), time.perf_counter() - started))
+        return frame
 
     @retry_on_lost_connection
     def _write(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> dict[str, object]:
@@ -123,6 +130,38 @@ def _spec(table: str) -> TableSpec:
 def _days(context: InputContext | OutputContext) -> tuple[date, date]:
     window = context.asset_partitions_time_window
     return window.start.date(), window.end.date()
+
+
+def _day_range(context: InputContext | OutputContext) -> str:
+    if not context.has_asset_partitions:
+        return ""
+    first_day, end_exclusive = _days(context)
+    return f" first_day={first_day} last_day={end_exclusive - timedelta(days=1)}"
+
+
+def _write_line(context: OutputContext, metadata: Mapping[str, object], seconds: float) -> str:
+    """One key=value log line per table write: where, how many rows, how long."""
+    table = context.asset_key.path[-1]
+    if not context.has_asset_partitions:
+        return (
+            f"event=table_write table={table} mode=upsert "
+            f"rows={metadata['run_rows_written']} seconds={seconds:.3f}"
+        )
+    counts = {
+        "days": "run_days",
+        "coins": "run_coins",
+        "rows": "run_rows_written",
+        "replaced": "run_rows_replaced",
+        "revised": "run_rows_revised",
+        "not_refetched": "run_rows_not_refetched",
+    }
+    fields = " ".join(f"{key}={metadata[name]}" for key, name in counts.items() if name in metadata)
+    return f"event=table_write table={table}{_day_range(context)} {fields} seconds={seconds:.3f}"
+
+
+def _read_line(context: InputContext, rows: int, seconds: float) -> str:
+    table = context.asset_key.path[-1]
+    return f"event=table_read table={table}{_day_range(context)} rows={rows} seconds={seconds:.3f}"
 
 
 def _preview(frame: pd.DataFrame) -> str:

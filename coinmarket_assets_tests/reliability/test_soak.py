@@ -323,7 +323,7 @@ def test_thirty_scheduled_days_with_a_failed_and_retried_day_store_every_day_onc
             # The failed step and every step it skipped ran again, for every requested day.
             assert _materialized(retried) == {
                 (table, (day - timedelta(days=n)).isoformat())
-                for table in PARTITIONED_TABLES
+                for table in [*PARTITIONED_TABLES, "ranked_coin_chart"]
                 for n in range(RESYNC_DAYS + 1)
             }
             retry_run_id = retried.run_id

@@ -38,7 +38,7 @@ query ($id: String!) {
 RUNS = """
 query ($filter: RunsFilter) {
   runsOrError(filter: $filter) {
-    ... on Runs { results { runId status jobName tags { key value } } }
+    ... on Runs { results { runId status jobName startTime endTime tags { key value } } }
   }
 }"""
 DAEMON_HEALTH = """

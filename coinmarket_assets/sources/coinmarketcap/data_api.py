@@ -1,5 +1,6 @@
 """The keyless data-api behind coinmarketcap.com: the coin listing and daily OHLCV history."""
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -70,11 +71,22 @@ def _listing_row(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class PageCount:
+    """The calls a fetch made, for its log line."""
+
+    calls: int = 0
+
+
 def fetch_daily_quotes(
-    client: ApiClient, coin_id: int, first_day: date, last_day: date
+    client: ApiClient,
+    coin_id: int,
+    first_day: date,
+    last_day: date,
+    pages: PageCount | None = None,
 ) -> list[dict[str, Any]]:
     """The coin's daily quotes of first_day..last_day, paging backwards: one call returns at most
-    400 days, the newest up to timeEnd, and may ignore timeStart."""
+    400 days, the newest up to timeEnd, and may ignore timeStart. ``pages`` counts the calls."""
     url = f"{client.settings.data_api_url}/v3.1/cryptocurrency/historical"
     time_start = _unix(first_day)
     cursor = _unix(last_day)
@@ -88,6 +100,8 @@ def fetch_daily_quotes(
             "interval": "daily",
         }
         data = client.get_json(url, params)["data"]
+        if pages is not None:
+            pages.calls += 1
         page = data.get("quotes") or []
         quotes.extend(page)
         if not page:

@@ -1,12 +1,13 @@
 """``coinmarketcap``: the live source, over the keyless data-api or the Pro API with a key."""
 
-import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
 import pandas as pd
+from dagster import get_dagster_logger
 
 from coinmarket_assets.sources.base import (
     CANDLE_COLUMNS,
@@ -20,7 +21,8 @@ from coinmarket_assets.sources.coinmarketcap import data_api, pro_api
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
 from coinmarket_assets.sources.coinmarketcap.settings import ClientSettings
 
-log = logging.getLogger(__name__)
+# Dagster captures this logger's lines into the run's log, from the fetching threads too.
+log = get_dagster_logger(__name__)
 
 # CoinMarketCap publishes a day's candle minutes after the UTC midnight that ends it.
 NEWEST_DAYS = 2
@@ -65,24 +67,41 @@ class CoinMarketCapSource(MarketDataSource):
         return candles
 
     def _coin_candles(self, coin: Coin, first_day: date, last_day: date) -> pd.DataFrame:
+        started = time.perf_counter()
+        pages = data_api.PageCount()
         try:
-            quotes = self._quotes(coin.coin_id, first_day, last_day)
+            quotes = self._quotes(coin.coin_id, first_day, last_day, pages)
         except SourceError as error:
             where = f"{coin.ticker} (id {coin.coin_id}), {first_day}..{last_day}"
             raise SourceError(f"{where}: {error}") from error
-        log.info("fetched %s: %d quotes for %s..%s", coin.ticker, len(quotes), first_day, last_day)
+        log.info(
+            "event=coin_fetched source=%s coin_id=%d ticker=%s first_day=%s last_day=%s "
+            "days_requested=%d candles=%d pages=%d seconds=%.3f",
+            self.name,
+            coin.coin_id,
+            coin.ticker,
+            first_day,
+            last_day,
+            (last_day - first_day).days + 1,
+            len(quotes),
+            pages.calls,
+            time.perf_counter() - started,
+        )
         return data_api.quotes_to_candles(quotes, coin.coin_id, coin.ticker)
 
-    def _quotes(self, coin_id: int, first_day: date, last_day: date) -> list[dict]:
+    def _quotes(
+        self, coin_id: int, first_day: date, last_day: date, pages: data_api.PageCount
+    ) -> list[dict]:
         if self._pro_ohlcv:
             try:
+                pages.calls += 1  # the Pro API answers a range in one call
                 return pro_api.fetch_daily_quotes(self.client, coin_id, first_day, last_day)
             except ApiError as error:
                 if error.error_code != pro_api.PLAN_REFUSED and error.http_status != 403:
                     raise
                 log.info("the API key's plan has no OHLCV history; using the data-api")
                 self._pro_ohlcv = False
-        return data_api.fetch_daily_quotes(self.client, coin_id, first_day, last_day)
+        return data_api.fetch_daily_quotes(self.client, coin_id, first_day, last_day, pages)
 
     def _check_newest_day(
         self, coins: Sequence[Coin], candles: pd.DataFrame, first_day: date, last_day: date

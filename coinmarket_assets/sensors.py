@@ -1,0 +1,175 @@
+"""Sensors: history for coins that join the universe, and alerts when a run fails."""
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from coinmarket_assets.alerts import ALERT_WEBHOOK_ENV, alert_webhook, failure_message, post_alert
+from coinmarket_assets.partitions import daily_partitions
+from coinmarket_assets.resources import (
+    SOURCE_LOCK,
+    MarketDataSourceResource,
+    PipelineSettingsResource,
+)
+from coinmarket_assets.schedules import daily_market_job, env_flag, partition_range_tags
+from coinmarket_assets.settings import env_value
+from coinmarket_assets.sources import Coin
+from coinmarket_assets.storage.database import connect, database_url
+from coinmarket_assets.storage.locks import LOCK_NAMESPACE, lock_key
+
+UNIVERSE_SENSOR_ENABLED_ENV = "COINMARKET_UNIVERSE_SENSOR_ENABLED"
+UNIVERSE_SENSOR_INTERVAL_ENV = "COINMARKET_UNIVERSE_SENSOR_INTERVAL"
+DEFAULT_INTERVAL_SECONDS = 3600  # one listing request an hour: nothing next to a backfill
+MIN_INTERVAL_SECONDS = 60
+NEW_COINS_TAG = "coinmarket/new_coins"
+TICKERS_IN_TAG = 20
+
+
+def _interval_seconds(raw: str) -> int:
+    seconds = int(raw)
+    if seconds < MIN_INTERVAL_SECONDS:
+        raise ValueError(raw)
+    return seconds
+
+
+def universe_sensor_interval() -> int:
+    """Seconds between two looks at the universe (``COINMARKET_UNIVERSE_SENSOR_INTERVAL``)."""
+    return env_value(
+        dict(os.environ),
+        UNIVERSE_SENSOR_INTERVAL_ENV,
+        DEFAULT_INTERVAL_SECONDS,
+        _interval_seconds,
+        f"a whole number of seconds >= {MIN_INTERVAL_SECONDS}",
+    )
+
+
+def earliest_stored_days(url: str) -> dict[int, date]:
+    """Each stored coin's first candle day."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            "SELECT coin_id, min(trade_date) FROM historical_trade_data GROUP BY coin_id"
+        ).fetchall()
+    return {int(coin_id): day for coin_id, day in rows}
+
+
+def newest_day() -> date | None:
+    """The newest daily partition (the last completed UTC day), if any."""
+    key = daily_partitions.get_last_partition_key()
+    return date.fromisoformat(key) if key else None
+
+
+@contextmanager
+def source_lock_if_free(url: str) -> Iterator[bool]:
+    """Hold the source lock for the block if no run step holds it; yields whether it does.
+
+    A sensor must not wait: a backfill can hold the lock for hours, longer than a tick may last.
+    """
+    application = "coinmarket market_data_source: universe sensor"
+    with connect(url, autocommit=True, application_name=application) as conn:
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, lock_key(SOURCE_LOCK)]
+        ).fetchone()
+        yield bool(row and row[0])  # closing the connection releases the lock
+
+
+def coins_lacking_history(
+    universe: Sequence[Coin], first_days: dict[int, date], schedule_first_day: date
+) -> list[Coin]:
+    """The universe's coins with no candle stored before the days the daily schedule fetches
+    (it would give a newly added coin only those)."""
+    return [
+        coin
+        for coin in universe
+        if coin.coin_id not in first_days or first_days[coin.coin_id] >= schedule_first_day
+    ]
+
+
+def history_request(coins: Sequence[Coin], first_day: date, last_day: date) -> RunRequest:
+    """One run of the daily job over first_day..last_day for ``coins`` only (by CoinMarketCap id,
+    which no symbol can make ambiguous). The run key is the set of coins: Dagster starts a run
+    for a set once."""
+    ids = ",".join(str(coin.coin_id) for coin in sorted(coins, key=lambda coin: coin.coin_id))
+    tickers = [coin.ticker for coin in coins]
+    shown = ",".join(tickers[:TICKERS_IN_TAG])
+    if len(tickers) > TICKERS_IN_TAG:
+        shown += f" and {len(tickers) - TICKERS_IN_TAG} more"
+    return RunRequest(
+        run_key=f"new-coins-{hashlib.sha256(ids.encode()).hexdigest()[:16]}",
+        run_config={"resources": {"pipeline_settings": {"config": {"tickers": ids}}}},
+        tags={
+            **partition_range_tags(first_day.isoformat(), last_day.isoformat()),
+            NEW_COINS_TAG: shown,
+        },
+    )
+
+
+@sensor(
+    job=daily_market_job,
+    minimum_interval_seconds=universe_sensor_interval(),
+    default_status=DefaultSensorStatus.RUNNING
+    if env_flag(UNIVERSE_SENSOR_ENABLED_ENV, default=True)
+    else DefaultSensorStatus.STOPPED,
+    description="When coins join the universe (new COINMARKET_TICKERS, or coins entering the top "
+    "COINMARKET_TOP_N), requests one run that stores their history over the days already stored "
+    "for the other coins; the rankings of those days are recomputed among every stored coin. "
+    "Looks every COINMARKET_UNIVERSE_SENSOR_INTERVAL seconds (default 3600), when no run is "
+    "using the market data source. COINMARKET_UNIVERSE_SENSOR_ENABLED=false: stopped by default.",
+)
+def universe_sensor(
+    context: SensorEvaluationContext,
+    source: MarketDataSourceResource,
+    pipeline_settings: PipelineSettingsResource,
+) -> RunRequest | SkipReason:
+    """Requests the history of coins that joined the universe, once per set of coins."""
+    settings = pipeline_settings.settings
+    newest = newest_day()
+    if newest is None:
+        return SkipReason("No day has ended since COINMARKET_START_DATE")
+    url = database_url()
+    first_days = earliest_stored_days(url)
+    if not first_days:
+        return SkipReason("No candle is stored yet: the first history is a backfill you start")
+    history_start = max(min(first_days.values()), daily_partitions.start.date())
+    schedule_first_day = newest - timedelta(days=settings.resync_days)
+    if history_start >= schedule_first_day:
+        return SkipReason("Only the days the daily schedule fetches are stored: nothing to add")
+    with source_lock_if_free(url) as free:
+        if not free:
+            return SkipReason("A run is using the market data source; looking at the next tick")
+        universe = source.universe(settings)
+    lacking = coins_lacking_history(universe, first_days, schedule_first_day)
+    if not lacking:
+        return SkipReason(f"Each of the universe's {len(universe)} coins has its history")
+    context.log.info(f"History to store for {', '.join(c.ticker for c in lacking)}")
+    return history_request(lacking, history_start, newest)
+
+
+@run_failure_sensor(
+    name="run_failure_alert",
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Logs a short message for each failed run (job, days, failed steps, first error, "
+    "link to the run) and posts it to COINMARKET_ALERT_WEBHOOK (Slack-compatible JSON) when set.",
+)
+def run_failure_alert(context: RunFailureSensorContext) -> None:
+    """Logs the failure of a run and posts it to the alert webhook, if any."""
+    message = failure_message(
+        context.dagster_run, context.get_step_failure_events(), context.failure_event
+    )
+    context.log.warning(message)
+    webhook = alert_webhook()
+    if webhook is None:
+        context.log.info(f"{ALERT_WEBHOOK_ENV} is not set: the alert is only logged")
+        return
+    post_alert(webhook, message, context.log)

@@ -1,0 +1,171 @@
+"""The daily schedule (running by default, unless switched off) and the retries of its job's
+steps: transient errors are retried, deterministic ones fail at once."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    Output,
+    RetryPolicy,
+    RetryRequested,
+    SkipReason,
+    asset,
+    build_schedule_context,
+    define_asset_job,
+)
+
+from coinmarket_assets.definitions import defs
+from coinmarket_assets.partitions import (
+    TRANSIENT_ERROR_RETRIES,
+    fail_without_retry_unless_transient,
+)
+from coinmarket_assets.schedules import daily_market_schedule
+from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter, which reads the environment when it loads the code."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COINMARKET_SCHEDULE")}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=environment | env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+SCHEDULE_STATUS = (
+    "from coinmarket_assets.schedules import daily_market_schedule as s; "
+    "print(s.default_status.value)"
+)
+
+
+def test_the_schedule_runs_by_default():
+    loaded = _in_fresh_process(SCHEDULE_STATUS)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "RUNNING"
+
+
+@pytest.mark.parametrize("value", ["false", "off", "0", "No"])
+def test_the_schedule_can_be_stopped_by_default(value: str):
+    loaded = _in_fresh_process(SCHEDULE_STATUS, COINMARKET_SCHEDULE_ENABLED=value)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "STOPPED"
+
+
+def test_an_invalid_schedule_switch_fails_naming_it():
+    loaded = _in_fresh_process(SCHEDULE_STATUS, COINMARKET_SCHEDULE_ENABLED="sometimes")
+    assert loaded.returncode != 0
+    assert "COINMARKET_SCHEDULE_ENABLED must be true or false, not 'sometimes'" in loaded.stderr
+
+
+def test_the_schedule_requests_the_day_that_ended_and_the_resync_days(monkeypatch):
+    monkeypatch.setenv("COINMARKET_RESYNC_DAYS", "3")
+    tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
+    (request,) = daily_market_schedule.evaluate_tick(tick).run_requests
+    assert request.run_key == "2020-07-18"
+    assert request.tags["dagster/asset_partition_range_start"] == "2020-07-15"
+    assert request.tags["dagster/asset_partition_range_end"] == "2020-07-18"
+
+
+def test_the_schedule_skips_days_before_the_start_date(monkeypatch):
+    monkeypatch.setenv("COINMARKET_START_DATE", "2020-07-19")
+    tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
+    assert isinstance(daily_market_schedule(tick), SkipReason)
+
+
+def test_every_step_of_the_daily_job_retries_transient_errors():
+    job = defs.resolve_job_def("daily_market_data")
+    policies = {node.name: node.definition.retry_policy for node in job.graph.node_dict.values()}
+    steps = [*PARTITIONED_ASSETS, "ranked_coin_chart"]
+    assert {step: policies[step] for step in steps} == dict.fromkeys(steps, TRANSIENT_ERROR_RETRIES)
+    assert TRANSIENT_ERROR_RETRIES.max_retries == 2
+
+
+def _attempts(error: Exception, *, generator: bool = False) -> tuple[int, bool]:
+    """How often a step raising ``error`` on its first attempt runs (with the project's error
+    handling and a retry policy without delay), and whether the run succeeds."""
+    calls: list[int] = []
+
+    def plain() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise error
+        return 1
+
+    def generating() -> Iterator[Output[int]]:
+        yield Output(plain())
+
+    fn = generating if generator else plain
+    fn.__name__ = "flaky"
+    flaky = asset(retry_policy=RetryPolicy(max_retries=2))(fail_without_retry_unless_transient(fn))
+    job = define_asset_job("flaky_job", selection=[flaky.key])
+    result = (
+        Definitions(assets=[flaky], jobs=[job])
+        .resolve_job_def("flaky_job")
+        .execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    )
+    return len(calls), result.success
+
+
+@pytest.mark.parametrize("generator", [False, True])
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError("connection to server failed: Connection refused"),
+        ConnectionResetError("connection reset by peer"),
+        TimeoutError("timed out"),
+    ],
+)
+def test_transient_errors_are_retried(error: Exception, generator: bool):
+    assert _attempts(error, generator=generator) == (2, True)
+
+
+@pytest.mark.parametrize("generator", [False, True])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("BETA 2020-02-03: close is not a number ('nan')"),
+        KeyError("coin_id"),
+        psycopg.OperationalError('password authentication failed for user "x"'),
+        RuntimeError("retry budget exhausted"),
+    ],
+)
+def test_deterministic_errors_fail_at_once(error: Exception, generator: bool):
+    assert _attempts(error, generator=generator) == (1, False)
+
+
+def test_a_retry_the_asset_requests_itself_is_not_turned_into_a_failure():
+    # historical_trade_data asks for retries (6, 10 minutes apart) while a candle is unpublished.
+    assert _attempts(RetryRequested(max_retries=1)) == (2, True)
+
+
+def test_unknown_tickers_fail_the_run_once_without_retries(
+    database_url: str, csv_source: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA,NOPE")
+    result = materialize_days("2020-01-01", "2020-01-31", raise_on_error=False)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert failure.step_key == "historical_trade_data"
+    user_failure = failure.step_failure_data.user_failure_data
+    assert user_failure is not None
+    assert user_failure.description == (
+        "UnknownTickersError: Unknown tickers (not listed by the source): NOPE"
+    )
+    retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert retries == []
+    assert all(not dump for dump in dump_all(database_url).values())

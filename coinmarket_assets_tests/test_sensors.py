@@ -1,0 +1,284 @@
+"""The universe sensor (history for coins that join the universe, in one run, once) and the run
+failure alert (posted to a webhook on a real loopback socket, or only logged)."""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+
+from coinmarket_assets.definitions import defs
+from coinmarket_assets.resources import (
+    SOURCE_LOCK,
+    MarketDataSourceResource,
+    PipelineSettingsResource,
+)
+from coinmarket_assets.sensors import NEW_COINS_TAG, run_failure_alert, universe_sensor
+from coinmarket_assets.storage.locks import session_lock
+from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets_tests.dagster_runs import dump_all, empty_tables, materialize_days
+from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
+from coinmarket_assets_tests.webhook_receiver import webhook_receiver
+
+PROJECT = Path(__file__).resolve().parents[1]
+MARKET_DAYS = 200
+OLD_COINS = ["ALPHA", "BETA", "GAMMA"]
+NEW_COINS = ["DELTA", "LATE"]  # ids 104 and 105
+PER_COIN_TABLES = ["historical_trade_data", "historical_rolling", "period_returns"]
+
+
+def _yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+@pytest.fixture
+def market() -> SyntheticMarket:
+    """The default market, ending with the newest daily partition (yesterday)."""
+    return default_market(_yesterday() - timedelta(days=MARKET_DAYS - 1), MARKET_DAYS)
+
+
+@pytest.fixture
+def history(database_url: str, csv_source: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The whole market history of three of its five coins, stored by one ranged run."""
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(OLD_COINS))
+    first, last = _market_days()
+    materialize_days(first, last)
+    return database_url
+
+
+def _market_days() -> tuple[str, str]:
+    last = _yesterday()
+    return (last - timedelta(days=MARKET_DAYS - 1)).isoformat(), last.isoformat()
+
+
+def _evaluate(**resources: object) -> RunRequest | SkipReason:
+    """One tick of the universe sensor, as the daemon evaluates it."""
+    context = build_sensor_context(
+        instance=DagsterInstance.ephemeral(),
+        resources={
+            "source": MarketDataSourceResource(),
+            "pipeline_settings": PipelineSettingsResource(),
+            **resources,
+        },
+    )
+    result = universe_sensor.evaluate_tick(context)
+    if result.run_requests:
+        (request,) = result.run_requests
+        return request
+    return SkipReason(result.skip_message)
+
+
+def _coin_rows(url: str, table: str, tickers: list[str]) -> bytes:
+    """The rows of ``tickers`` in a per-coin table, every column, ordered by the primary key."""
+    spec = TABLES[table]
+    query = (
+        f"COPY (SELECT {', '.join(spec.columns)} FROM {table} "
+        f"WHERE ticker = ANY(ARRAY[{', '.join(repr(t) for t in tickers)}]) "
+        f"ORDER BY {', '.join(spec.primary_key)}) TO STDOUT (FORMAT csv)"
+    )
+    with psycopg.connect(url) as conn, conn.cursor().copy(query) as copy:
+        return b"".join(bytes(chunk) for chunk in copy)
+
+
+def test_coins_that_join_the_universe_get_their_history_in_one_run_once(
+    history: str, monkeypatch: pytest.MonkeyPatch
+):
+    first, last = _market_days()
+    old_rows = {table: _coin_rows(history, table, OLD_COINS) for table in PER_COIN_TABLES}
+    old_rankings = {table: dump_all(history)[table] for table in ("top_ranking", "bottom_ranking")}
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(OLD_COINS + NEW_COINS))
+
+    request = _evaluate()
+    assert isinstance(request, RunRequest)
+    assert request.run_config == {
+        "resources": {"pipeline_settings": {"config": {"tickers": "104,105"}}}
+    }
+    assert request.tags["dagster/asset_partition_range_start"] == first
+    assert request.tags["dagster/asset_partition_range_end"] == last
+    assert request.tags[NEW_COINS_TAG] == "DELTA,LATE"
+    # The same state gives the same run key: the daemon starts a run for it once.
+    again = _evaluate()
+    assert isinstance(again, RunRequest)
+    assert again.run_key == request.run_key
+
+    result = defs.resolve_job_def("daily_market_data").execute_in_process(
+        run_config=request.run_config, tags=request.tags, instance=DagsterInstance.ephemeral()
+    )
+    assert result.success
+
+    # The other coins' rows are untouched, bookkeeping timestamps included.
+    for table in PER_COIN_TABLES:
+        assert _coin_rows(history, table, OLD_COINS) == old_rows[table], table
+    # Every table, rankings included, equals one run over all five coins.
+    after = dump_all(history)
+    empty_tables(history)
+    materialize_days(first, last)
+    assert dump_all(history) == after
+    assert all(after[table] for table in TABLES if table != "currency_status")
+    assert all(after[table] != old_rankings[table] for table in old_rankings)
+
+    # With their history stored, the new coins are no longer new.
+    assert isinstance(_evaluate(), SkipReason)
+
+
+def test_coins_entering_the_top_n_get_their_history(history: str, monkeypatch):
+    monkeypatch.setenv("COINMARKET_TICKERS", "all")
+    monkeypatch.setenv("COINMARKET_TOP_N", "3")  # without ranks, the smallest ids come first
+    skipped = _evaluate()
+    assert isinstance(skipped, SkipReason)
+    assert "Each of the universe's 3 coins has its history" in str(skipped.skip_message)
+
+    monkeypatch.setenv("COINMARKET_TOP_N", "5")
+    request = _evaluate()
+    assert isinstance(request, RunRequest)
+    assert request.tags[NEW_COINS_TAG] == "DELTA,LATE"
+
+
+def test_a_coin_the_daily_schedule_already_fetched_still_gets_its_history(
+    history: str, monkeypatch
+):
+    """A coin added before a scheduled run has that run's few days, not its history."""
+    yesterday = _yesterday()
+    monkeypatch.setenv("COINMARKET_TICKERS", "DELTA")
+    materialize_days((yesterday - timedelta(days=3)).isoformat(), yesterday.isoformat())
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join([*OLD_COINS, "DELTA"]))
+    request = _evaluate()
+    assert isinstance(request, RunRequest)
+    assert request.tags[NEW_COINS_TAG] == "DELTA"
+
+
+def test_nothing_is_requested_before_any_history_is_stored(
+    database_url: str, csv_source: Path, tmp_path: Path
+):
+    """The first history is a backfill someone starts; the source is not even asked."""
+    skipped = _evaluate(source=MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}"))
+    assert isinstance(skipped, SkipReason)
+    assert "No candle is stored yet" in str(skipped.skip_message)
+
+
+def test_nothing_is_requested_while_a_run_uses_the_source(history: str, monkeypatch):
+    monkeypatch.setenv("COINMARKET_TICKERS", ",".join(OLD_COINS + NEW_COINS))
+    with session_lock(history, SOURCE_LOCK, "a test run"):
+        skipped = _evaluate()
+    assert isinstance(skipped, SkipReason)
+    assert "A run is using the market data source" in str(skipped.skip_message)
+    assert isinstance(_evaluate(), RunRequest)
+
+
+SENSOR_SETTINGS = (
+    "from coinmarket_assets.sensors import universe_sensor as s; "
+    "print(s.default_status.value, s.minimum_interval_seconds)"
+)
+
+
+def _load_sensor(**env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if "UNIVERSE_SENSOR" not in k}
+    return subprocess.run(
+        [sys.executable, "-c", SENSOR_SETTINGS],
+        env=environment | env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_universe_sensor_runs_hourly_by_default_and_can_be_changed():
+    default = _load_sensor()
+    assert default.stdout.split() == ["RUNNING", "3600"], default.stderr
+    changed = _load_sensor(
+        COINMARKET_UNIVERSE_SENSOR_ENABLED="false", COINMARKET_UNIVERSE_SENSOR_INTERVAL="600"
+    )
+    assert changed.stdout.split() == ["STOPPED", "600"], changed.stderr
+    invalid = _load_sensor(COINMARKET_UNIVERSE_SENSOR_INTERVAL="5")
+    assert invalid.returncode != 0
+    assert "COINMARKET_UNIVERSE_SENSOR_INTERVAL must be a whole number of seconds >= 60" in (
+        invalid.stderr
+    )
+
+
+def _failed_run(instance: DagsterInstance):
+    """A real daily run that fails: a ticker the source does not list."""
+    result = defs.resolve_job_def("daily_market_data").execute_in_process(
+        tags={
+            "dagster/asset_partition_range_start": "2020-02-01",
+            "dagster/asset_partition_range_end": "2020-02-05",
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.dagster_run.status == DagsterRunStatus.FAILURE
+    return result
+
+
+def _alert(instance: DagsterInstance, result) -> None:
+    context = build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+    )
+    run_failure_alert(context)
+
+
+@pytest.fixture
+def failed_run(database_url: str, csv_source: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COINMARKET_TICKERS", "ALPHA,NOPE")
+    instance = DagsterInstance.ephemeral()
+    return instance, _failed_run(instance)
+
+
+def test_a_failed_run_is_posted_to_the_webhook(failed_run, monkeypatch, capfd):
+    instance, result = failed_run
+    monkeypatch.setenv("COINMARKET_UI_URL", "https://dagster.example.com")
+    capfd.readouterr()
+    with webhook_receiver() as receiver:
+        monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", receiver.url)
+        _alert(instance, result)
+    (posted,) = receiver.received
+    assert posted["text"].splitlines() == [
+        "Dagster run failed: daily_market_data",
+        "Days: 2020-02-01...2020-02-05",
+        "Failed steps: historical_trade_data",
+        "Error: UnknownTickersError: Unknown tickers (not listed by the source): NOPE",
+        f"https://dagster.example.com/runs/{result.run_id}",
+    ]
+    logged = capfd.readouterr().err  # the sensor's log, which the UI shows with each tick
+    assert "Dagster run failed: daily_market_data" in logged
+    assert "Posted the alert to the webhook" in logged
+    assert "secret-token" not in logged
+
+
+def test_without_a_webhook_the_failure_is_only_logged(failed_run, monkeypatch, capfd):
+    instance, result = failed_run
+    monkeypatch.delenv("COINMARKET_ALERT_WEBHOOK", raising=False)
+    capfd.readouterr()
+    _alert(instance, result)
+    logged = capfd.readouterr().err
+    assert "Dagster run failed: daily_market_data" in logged
+    assert "Unknown tickers (not listed by the source): NOPE" in logged
+    assert "COINMARKET_ALERT_WEBHOOK is not set: the alert is only logged" in logged
+
+
+def test_a_broken_webhook_does_not_break_the_sensor(failed_run, monkeypatch, capfd):
+    instance, result = failed_run
+    capfd.readouterr()
+    with webhook_receiver() as receiver:
+        receiver.status = 404
+        monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", receiver.url)
+        _alert(instance, result)
+    assert len(receiver.received) == 1
+    logged = capfd.readouterr().err
+    assert "The alert webhook answered HTTP 404" in logged
+    assert "secret-token" not in logged
