@@ -146,6 +146,7 @@ PARTITIONED = [
     "period_returns",
     "top_ranking",
     "bottom_ranking",
+    "ranked_coin_chart",
 ]
 
 
