@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test bench lint format clean
 
 $(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(BIN)/.installed-run
 
 test: $(BIN)/.installed-test lint
 	$(BIN)/python -m pytest
+
+# Performance targets against their baselines, measured in one run; writes BENCHMARKS.md.
+bench: $(BIN)/.installed-test
+	$(BIN)/python -m benchmarks
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
