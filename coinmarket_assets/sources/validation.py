@@ -24,13 +24,13 @@ class CheckedCandles:
     skipped: list[str] = field(default_factory=list)
 
 
-def _problems(candles: pd.DataFrame) -> list[tuple[int, str]]:
-    """(row position, message) for every problem of every row."""
-    labels = candles["ticker"].astype(str) + " " + candles["trade_date"].dt.strftime("%Y-%m-%d")
+def _problems(candles: pd.DataFrame, numbers: dict[str, pd.Series]) -> list[tuple[int, str]]:
+    """(row position, message) for every problem of every row; ``numbers`` holds each field
+    converted to floats (NaN where it is not a number)."""
     found: list[tuple[int, str]] = []
     for name in CANDLE_FIELDS:
         raw = candles[name]
-        values = pd.to_numeric(raw, errors="coerce").astype("float64")
+        values = numbers[name]
         for p in np.flatnonzero(raw.isna().to_numpy()):
             found.append((p, f"{name} is missing"))
         for p in np.flatnonzero((values.isna() & raw.notna()).to_numpy()):
@@ -39,14 +39,19 @@ def _problems(candles: pd.DataFrame) -> list[tuple[int, str]]:
             found.append((p, f"{name} is infinite"))
         for p in np.flatnonzero((values < 0).to_numpy()):
             found.append((p, f"{name} is negative ({values.iat[p]})"))
-    high = pd.to_numeric(candles["high"], errors="coerce")
-    low = pd.to_numeric(candles["low"], errors="coerce")
+    high, low = numbers["high"], numbers["low"]
     for p in np.flatnonzero((high < low).to_numpy()):
         found.append((p, f"high {high.iat[p]} is below low {low.iat[p]}"))
     duplicated = candles.duplicated(["coin_id", "trade_date"], keep=False).to_numpy()
     for p in np.flatnonzero(duplicated):
         found.append((p, "trade_date appears more than once"))
-    return [(p, f"{labels.iat[p]}: {message}") for p, message in found]
+    return [(p, f"{_label(candles, p)}: {message}") for p, message in found]
+
+
+def _label(candles: pd.DataFrame, position: int) -> str:
+    # Built for bad rows only: formatting a label for each of a million good rows costs seconds.
+    row = candles.iloc[position]
+    return f"{row['ticker']} {row['trade_date']:%Y-%m-%d}"
 
 
 def check_candles(
@@ -60,7 +65,11 @@ def check_candles(
     """
     days = candles["trade_date"]
     in_range = candles[(days >= pd.Timestamp(first_day)) & (days <= pd.Timestamp(last_day))]
-    problems = _problems(in_range)
+    numbers = {
+        name: pd.to_numeric(in_range[name], errors="coerce").astype("float64")
+        for name in CANDLE_FIELDS
+    }
+    problems = _problems(in_range, numbers)
     messages = list(dict.fromkeys(message for _, message in problems))
     if problems and not skip_bad_rows:
         shown = messages[:MAX_PROBLEMS_LISTED]
@@ -71,9 +80,7 @@ def check_candles(
         )
     bad = np.zeros(len(in_range), dtype=bool)
     bad[[position for position, _ in problems]] = True
-    good = in_range[~bad].copy()
-    for name in CANDLE_FIELDS:
-        good[name] = pd.to_numeric(good[name]).astype("float64")
+    good = in_range.assign(**numbers)[~bad]
     ordered = good[CANDLE_COLUMNS].sort_values(["coin_id", "trade_date"], ignore_index=True)
     return CheckedCandles(ordered, messages)
 

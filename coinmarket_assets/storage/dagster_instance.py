@@ -17,6 +17,10 @@ DEFAULT_SCHEMA = "dagster"
 # Materialization events of a long single-run backfill are written in batches instead of one
 # connection per partition and asset; Dagster reads this variable at each write.
 EVENT_BATCH_SIZE = "1000"
+# A single-run backfill plans each asset once, for its whole range of days, instead of writing
+# one planned event per day and asset (14,610 events, ~22 s, for 8 years of five assets). The
+# price: Dagster does not mark the days of a failed run as failed partitions in the UI.
+PLANNED_EVENTS_AS_RANGES = "true"
 
 
 def dagster_storage_url(url: str, schema: str) -> str:
@@ -66,6 +70,9 @@ class CoinmarketDagsterStorage(DagsterPostgresStorage):
         url = database_url()
         create_schema(url, schema)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+        os.environ.setdefault(
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES
+        )
         postgres_url = dagster_storage_url(url, schema)
         super().__init__(postgres_url=postgres_url, inst_data=inst_data)
         self._pool_connections(postgres_url)

@@ -54,12 +54,19 @@ class RetryBudgetExhaustedError(SourceError):
     """The client has retried as much as a run may."""
 
 
+# The limiter counts whole milliseconds and sleeps at least one: spacing every request alone
+# loses ~10% of a rate of 50/s. Above 10/s, a 100 ms window holds rate/10 requests instead.
+LIMITER_WINDOW_MS = 100
+
+
 def per_second_limiter(requests_per_second: float) -> Limiter:
-    """Requests spaced at least 1 / rate apart (rounded up to the millisecond): no bursts, and
-    no window of any length holds more than its share of the rate."""
-    spacing_ms = math.ceil(1000 / requests_per_second)
+    """At most one request per 1 / rate seconds, or above 10/s at most rate/10 per 100 ms
+    (windows rounded up to the millisecond): no window of 100 ms or more holds more than its
+    share of the rate."""
+    per_window = max(1, math.floor(requests_per_second * LIMITER_WINDOW_MS / 1000))
+    window_ms = math.ceil(per_window * 1000 / requests_per_second)
     # A 1 ms scheduling buffer (the default is 50 ms) keeps high rates near their limit.
-    return Limiter(InMemoryBucket([Rate(1, spacing_ms)]), buffer_ms=1)
+    return Limiter(InMemoryBucket([Rate(per_window, window_ms)]), buffer_ms=1)
 
 
 class ApiClient:

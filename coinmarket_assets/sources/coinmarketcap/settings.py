@@ -28,7 +28,7 @@ class ClientSettings:
     retry_budget_seconds: float = 600.0  # total time a client may spend waiting to retry
     backoff_seconds: float = 1.0  # first wait; doubles (with jitter) up to max_backoff_seconds
     max_backoff_seconds: float = 60.0
-    max_workers: int = 2  # coins fetched in parallel
+    max_workers: int = 4  # coins fetched in parallel (enough to keep 50 requests/s busy)
 
     def __post_init__(self) -> None:
         if not 0 < self.rate_limit <= 1000:
