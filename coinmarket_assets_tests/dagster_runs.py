@@ -4,7 +4,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import psycopg
-from dagster import DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import DagsterInstance, ExecuteInProcessResult, JobExecutionResult, materialize
 from psycopg import sql
 
 from coinmarket_assets.definitions import defs
@@ -88,7 +88,7 @@ def empty_tables(url: str) -> None:
         conn.execute(sql.SQL("TRUNCATE {}").format(tables))
 
 
-def failure_messages(result: ExecuteInProcessResult) -> str:
+def failure_messages(result: ExecuteInProcessResult | JobExecutionResult) -> str:
     """Every step failure's error messages, causes included."""
     messages = []
     for event in result.get_step_failure_events():

@@ -31,7 +31,7 @@ from dagster._core.storage.tags import RETRY_NUMBER_TAG
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.schedules import daily_market_schedule
 from coinmarket_assets.storage.tables import TABLES
-from coinmarket_assets_tests.dagster_runs import dump_table, read_table
+from coinmarket_assets_tests.dagster_runs import dump_table, failure_messages, read_table
 from coinmarket_assets_tests.synthetic import FIELDS, SyntheticMarket, write_daily_csv
 from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
 
@@ -216,16 +216,6 @@ def _full_dump(url: str) -> dict[str, bytes]:
     return {table: dump_table(url, table) for table in TABLES}
 
 
-def _failure_text(result: JobExecutionResult) -> str:
-    messages = []
-    for event in result.get_step_failure_events():
-        error = event.event_specific_data.error
-        while error is not None:
-            messages.append(error.message)
-            error = error.cause
-    return "\n".join(messages)
-
-
 def _materialized(result: JobExecutionResult) -> set[tuple[str, str | None]]:
     return {
         (event.asset_key.path[-1], event.partition)
@@ -303,14 +293,14 @@ def test_thirty_scheduled_days_with_a_failed_and_retried_day_store_every_day_onc
         if day != FAILING_DAY:
             source.publish(day)
             result = _run(instance, dict(_tick(instance, day).tags))
-            assert result.success, f"{day}: {_failure_text(result)}"
+            assert result.success, f"{day}: {failure_messages(result)}"
         else:
             source.publish(day, corrupt_ticker=FAILING_TICKER)
             request = _tick(instance, day)
             before = _full_dump(database_url)
             failed = _run(instance, dict(request.tags))
             assert not failed.success
-            assert f"{FAILING_TICKER} {day}: close is missing" in _failure_text(failed)
+            assert f"{FAILING_TICKER} {day}: close is missing" in failure_messages(failed)
             # The other coins' valid candles of the day are not stored either: a day is whole,
             # and the resynced days before it keep their rows (fetched_at included).
             assert _full_dump(database_url) == before
@@ -319,7 +309,7 @@ def test_thirty_scheduled_days_with_a_failed_and_retried_day_store_every_day_onc
 
             source.correct(day, FAILING_TICKER)
             retried = _retry_from_failure(instance, failed_run_id)
-            assert retried.success, _failure_text(retried)
+            assert retried.success, failure_messages(retried)
             # The failed step and every step it skipped ran again, for every requested day.
             assert _materialized(retried) == {
                 (table, (day - timedelta(days=n)).isoformat())
