@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
-    AssetIn,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionMapping,
@@ -26,7 +26,10 @@ from coinmarket_assets.partitions import (
     fail_without_retry_unless_transient,
 )
 from coinmarket_assets.resources import PipelineSettingsResource
+from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.embedded import coinmarket_home
+from coinmarket_assets.storage.table_io import read_rows
+from coinmarket_assets.storage.tables import TABLES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,13 +39,32 @@ WIDTH_PX, HEIGHT_PX, DPI = 800, 500, 80
 RSI_BANDS = (30, 70)
 
 
-def _lookback() -> AssetIn:
+def _lookback(asset: str) -> AssetDep:
     """The upstream days [D - 89, D] of each partition D."""
-    return AssetIn(
+    return AssetDep(
+        asset,
         partition_mapping=TimeWindowPartitionMapping(
             start_offset=-(CHART_DAYS - 1), allow_nonexistent_upstream_partitions=True
-        )
+        ),
     )
+
+
+@retry_on_lost_connection
+def _chart_inputs(day: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """The stored rows the chart of ``day`` needs: 90 days of candles and statistics, and the
+    day's rankings. Read here rather than as inputs, which would load the lookback of every day
+    of a ranged run although only its newest day is drawn."""
+    first, end = (
+        (day - pd.Timedelta(days=CHART_DAYS - 1)).date(),
+        (day + pd.Timedelta(days=1)).date(),
+    )
+    with connect() as conn:
+        return {
+            "historical_trade_data": read_rows(conn, TABLES["historical_trade_data"], first, end),
+            "historical_rolling": read_rows(conn, TABLES["historical_rolling"], first, end),
+            "top_ranking": read_rows(conn, TABLES["top_ranking"], day.date(), end),
+            "bottom_ranking": read_rows(conn, TABLES["bottom_ranking"], day.date(), end),
+        }
 
 
 @dataclass(frozen=True)
@@ -177,21 +199,16 @@ def _store(path: Path, png: bytes) -> None:
     retry_policy=TRANSIENT_ERROR_RETRIES,
     group_name="charts",
     kinds={"matplotlib"},
-    ins={
-        "historical_trade_data": _lookback(),
-        "historical_rolling": _lookback(),
-        "top_ranking": AssetIn(),
-        "bottom_ranking": AssetIn(),
-    },
+    deps=[
+        _lookback("historical_trade_data"),
+        _lookback("historical_rolling"),
+        "top_ranking",
+        "bottom_ranking",
+    ],
 )
 @fail_without_retry_unless_transient
 def ranked_coin_chart(
-    context: AssetExecutionContext,
-    pipeline_settings: PipelineSettingsResource,
-    historical_trade_data: pd.DataFrame,
-    historical_rolling: pd.DataFrame,
-    top_ranking: pd.DataFrame,
-    bottom_ranking: pd.DataFrame,
+    context: AssetExecutionContext, pipeline_settings: PipelineSettingsResource
 ) -> MaterializeResult:
     """A PNG of the day's top and bottom ranked coins over the last 90 days: close relative to
     the window's first close (log scale) and RSI with its 30/70 bands.
@@ -202,11 +219,13 @@ def ranked_coin_chart(
     """
     day = context.partition_keys[-1]
     timestamp = pd.Timestamp(day)
-    coins = ranked_coins(top_ranking, bottom_ranking, timestamp)
+    stored = _chart_inputs(timestamp)
+    coins = ranked_coins(stored["top_ranking"], stored["bottom_ranking"], timestamp)
     path = chart_path(day)
     if coins:
         return_days = pipeline_settings.settings.return_days
-        png = render_chart(timestamp, coins, historical_trade_data, historical_rolling, return_days)
+        candles, rolling = stored["historical_trade_data"], stored["historical_rolling"]
+        png = render_chart(timestamp, coins, candles, rolling, return_days)
         _store(path, png)
         encoded = base64.b64encode(png).decode("ascii")
         alt = f"Top and bottom coins on {day}"
