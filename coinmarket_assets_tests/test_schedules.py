@@ -24,10 +24,7 @@ from dagster import (
 )
 
 from coinmarket_assets.definitions import defs
-from coinmarket_assets.partitions import (
-    TRANSIENT_ERROR_RETRIES,
-    fail_without_retry_unless_transient,
-)
+from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
 from coinmarket_assets.schedules import daily_market_schedule
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
 

@@ -4,6 +4,7 @@ import base64
 import io
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +20,9 @@ from dagster import (
     asset,
 )
 
-from coinmarket_assets.partitions import (
-    DAILY_BACKFILL_POLICY,
-    TRANSIENT_ERROR_RETRIES,
-    daily_partitions,
-    fail_without_retry_unless_transient,
-)
+from coinmarket_assets.partitions import DAILY_BACKFILL_POLICY, daily_partitions
 from coinmarket_assets.resources import PipelineSettingsResource
+from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
 from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.embedded import coinmarket_home
 from coinmarket_assets.storage.table_io import read_rows
@@ -185,11 +182,12 @@ def chart_path(day: str) -> Path:
 
 
 def _store(path: Path, png: bytes) -> None:
-    # Written aside and renamed, so that a reader never sees half a file.
+    # Written aside (under a name of its own, in case two runs draw the same day) and renamed,
+    # so that a reader never sees half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".png.partial")
-    partial.write_bytes(png)
-    os.replace(partial, path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as partial:
+        partial.write(png)
+    os.replace(partial.name, path)
 
 
 @asset(

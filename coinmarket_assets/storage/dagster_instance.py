@@ -12,6 +12,7 @@ from dagster_postgres.utils import create_pg_engine
 from psycopg import sql
 
 from coinmarket_assets.storage.database import database_url, with_driver, with_options
+from coinmarket_assets.storage.locks import session_lock
 
 DEFAULT_SCHEMA = "dagster"
 # Materialization events of a long single-run backfill are written in batches instead of one
@@ -68,13 +69,16 @@ class CoinmarketDagsterStorage(DagsterPostgresStorage):
         self, schema: str = DEFAULT_SCHEMA, inst_data: ConfigurableClassData | None = None
     ):
         url = database_url()
-        create_schema(url, schema)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
         os.environ.setdefault(
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES
         )
         postgres_url = dagster_storage_url(url, schema)
-        super().__init__(postgres_url=postgres_url, inst_data=inst_data)
+        # Two processes starting on a new database (say, two CLI runs) would both create the
+        # schema and Dagster's tables; one at a time, the second finds them there.
+        with session_lock(url, f"dagster storage {schema}", f"pid {os.getpid()}"):
+            create_schema(url, schema)
+            super().__init__(postgres_url=postgres_url, inst_data=inst_data)
         self._pool_connections(postgres_url)
 
     def _pool_connections(self, postgres_url: str) -> None:

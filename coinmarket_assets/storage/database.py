@@ -53,13 +53,30 @@ LOST_CONNECTION_STATES = ("57P01", "57P02", "57P03")
 LOST_CONNECTION_RETRY_SECONDS = 60
 
 
+# Messages of a connection that broke or was refused while the server restarts. A wrong host,
+# port, role, password, database or pg_hba rule says something else and fails at once.
+LOST_CONNECTION_MESSAGES = (
+    "server closed the connection",
+    "terminating connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "connection refused",
+    "no such file or directory",  # the Unix socket, while the server restarts
+    "consuming input failed",
+    "the connection is lost",
+    "connection is closed",
+)
+
+
 def is_lost_connection(error: BaseException) -> bool:
     """Whether ``error`` means the server went away, as opposed to refusing the request."""
     if not isinstance(error, psycopg.OperationalError):
         return False
     state = error.sqlstate
     if state is None:
-        return "authentication failed" not in str(error) and "does not exist" not in str(error)
+        message = str(error).lower()
+        return any(sign in message for sign in LOST_CONNECTION_MESSAGES)
     return state.startswith("08") or state in LOST_CONNECTION_STATES
 
 

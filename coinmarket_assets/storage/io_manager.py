@@ -15,8 +15,9 @@ from dagster import (
 )
 from pydantic import Field, PrivateAttr
 
+from coinmarket_assets.retries import no_retry_unless_transient
 from coinmarket_assets.storage.database import connect, database_url, retry_on_lost_connection
-from coinmarket_assets.storage.locks import SessionLock
+from coinmarket_assets.storage.locks import LockLostError, SessionLock
 from coinmarket_assets.storage.migrations import ensure_schema_current
 from coinmarket_assets.storage.table_io import read_rows, replace_days, upsert
 from coinmarket_assets.storage.tables import TABLES, TableSpec
@@ -59,7 +60,9 @@ class PostgresIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> None:
         started = time.perf_counter()
         try:
-            metadata = self._write(context, obj)
+            with no_retry_unless_transient():
+                self._check_step_lock(context.op_def.name)
+                metadata = self._write(context, obj)
             seconds = time.perf_counter() - started
         finally:
             self._unlock_step(context.op_def.name)
@@ -67,9 +70,10 @@ class PostgresIOManager(ConfigurableIOManager):
         context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
-        self._lock_step(context)
         started = time.perf_counter()
-        frame = self._read(context)
+        with no_retry_unless_transient():
+            self._lock_step(context)
+            frame = self._read(context)
         context.log.info(_read_line(context, len(frame), time.perf_counter() - started))
         return frame
 
@@ -110,10 +114,23 @@ class PostgresIOManager(ConfigurableIOManager):
 
     def _lock_step(self, context: InputContext) -> None:
         step = context.op_def.name
+        self._check_step_lock(step)
         if step not in self._step_locks:
             lock = SessionLock(self._url, f"step {step}", f"run {self._run_id[:8]}")
-            lock.acquire(context.log)
+            try:
+                lock.acquire(context.log)
+            except BaseException:
+                lock.release()
+                raise
             self._step_locks[step] = lock
+
+    def _check_step_lock(self, step: str) -> None:
+        """Fail the step (transiently) when its lock went with a lost database session: another
+        run may have taken it since, so the inputs must be read again under a new lock."""
+        lock = self._step_locks.get(step)
+        if lock is not None and not lock.is_held():
+            self._unlock_step(step)
+            raise LockLostError(f"the lock of step {step} was lost with its database session")
 
     def _unlock_step(self, step: str) -> None:
         lock = self._step_locks.pop(step, None)

@@ -10,6 +10,8 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
+
 from coinmarket_assets.storage.database import connect
 
 # Two-key advisory locks live in their own key space, apart from the one-key transaction
@@ -21,6 +23,10 @@ APPLICATION_NAME_MAX = 63
 def lock_key(name: str) -> int:
     """A stable positive 32-bit key for ``name``."""
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+class LockLostError(ConnectionError):
+    """The session holding a lock ended (say, the database restarted): the lock is gone."""
 
 
 class SessionLock:
@@ -45,6 +51,16 @@ class SessionLock:
         if log is not None:
             log.info(f"Waiting for lock {self.name!r}, held by {self._holders()}")
         self._conn.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_NAMESPACE, self._key])
+
+    def is_held(self) -> bool:
+        """Whether the lock's session is still alive (and so still holds it)."""
+        if self._conn.closed or self._conn.broken:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
 
     def release(self) -> None:
         """Release the lock by closing its connection (a lost connection has released it)."""

@@ -2,6 +2,9 @@
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -12,15 +15,17 @@ from sqlalchemy.pool import QueuePool
 from coinmarket_assets.definitions import defs
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+PROCESSES = 6
 
 
 @pytest.fixture
 def instance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
     shutil.copy(PROJECT_DAGSTER_YAML, tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    # Recorded as unset, so the value the storage exports is undone after the test.
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "unset")
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
+    # Recorded as unset, so the values the storage exports are undone after the test.
+    for name in ("DAGSTER_EVENT_BATCH_SIZE", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"):
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     with DagsterInstance.get() as instance:
         yield instance
 
@@ -55,3 +60,25 @@ def test_storage_reuses_pooled_connections_and_batches_events(instance: DagsterI
         # A private attribute of dagster-postgres: this fails if an upgrade renames it.
         assert isinstance(part._engine.pool, QueuePool), type(part).__name__
     assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
+
+
+def test_processes_starting_together_on_a_new_database_all_get_the_storage(
+    database_url: str, tmp_path: Path
+):
+    shutil.copy(PROJECT_DAGSTER_YAML, tmp_path / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    # Imports first, then every process starts its storage at the same moment.
+    code = (
+        "import sys, time; from dagster import DagsterInstance; "
+        "import coinmarket_assets.storage.dagster_instance; "
+        "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); "
+        "DagsterInstance.get().get_runs(limit=1)"
+    )
+    start_at = str(time.time() + 5)
+    starts = [
+        subprocess.Popen([sys.executable, "-c", code, start_at], env=env, stderr=subprocess.PIPE)
+        for _ in range(PROCESSES)
+    ]
+    errors = [start.communicate(timeout=120)[1].decode() for start in starts]
+    assert [start.returncode for start in starts] == [0] * PROCESSES, errors
+    assert {"runs", "event_logs"} <= _tables(database_url, "dagster")
