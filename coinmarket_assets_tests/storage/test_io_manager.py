@@ -3,10 +3,20 @@
 import threading
 
 import pandas as pd
-from dagster import AssetKey, build_init_resource_context, build_input_context, build_output_context
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    DagsterInstance,
+    build_init_resource_context,
+    build_input_context,
+    build_output_context,
+    materialize,
+)
 
 from coinmarket_assets.assets.rankings import top_ranking
+from coinmarket_assets.partitions import daily_table_asset
 from coinmarket_assets.storage.io_manager import PostgresIOManager
+from coinmarket_assets_tests.dagster_runs import failure_messages
 
 STATUS = AssetKey("currency_status")
 
@@ -69,3 +79,27 @@ def test_a_step_that_fails_before_writing_releases_its_lock_at_teardown(database
     threading.Thread(target=lambda: (_read(next_run), done.set())).start()
     assert done.wait(10), "the lock outlived the failed step"
     _write(next_run, _status(2.0))
+
+
+def test_a_write_error_that_would_repeat_fails_the_step_without_retries(database_url: str):
+    """Rows outside the run's days are refused by the IO manager; the step's retry policy must
+    not run the step (and its source calls) again for that."""
+    calls: list[str] = []
+
+    @daily_table_asset(name="period_returns")  # with the project's retry policy
+    def misdated(context: AssetExecutionContext) -> pd.DataFrame:
+        calls.append(context.partition_key)
+        return pd.DataFrame(
+            {"coin_id": [1], "trade_date": [pd.Timestamp("1999-01-01")], "period_return": [0.1]}
+        )
+
+    result = materialize(
+        [misdated],
+        partition_key="2020-01-02",
+        resources={"postgres_io_manager": PostgresIOManager(url=database_url)},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert calls == ["2020-01-02"]
+    assert "outside the partitions being written" in failure_messages(result)
