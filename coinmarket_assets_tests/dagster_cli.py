@@ -52,3 +52,19 @@ def _start(command: list[str], env: dict[str, str], output: object) -> subproces
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def python_in_fresh_process(
+    code: str, env: dict[str, str], without_prefix: str
+) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter, which reads settings when it loads the code: with
+    ``env``, and without the test process's variables that start with ``without_prefix``."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(without_prefix)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=inherited | env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

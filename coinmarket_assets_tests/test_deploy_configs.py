@@ -19,6 +19,7 @@ from dagster_docker import DockerRunLauncher
 from dagster_k8s import K8sRunLauncher
 
 from coinmarket_assets.storage.dagster_instance import CoinmarketDagsterStorage
+from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import read_table
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -129,15 +130,7 @@ def _backfill_policies(**env: str) -> subprocess.CompletedProcess[str]:
         "    if a.partitions_def is not None:\n"
         "        print(a.key.to_user_string(), a.backfill_policy.max_partitions_per_run)\n"
     )
-    environment = {k: v for k, v in os.environ.items() if k != "COINMARKET_BACKFILL_CHUNK_DAYS"}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=environment | env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_in_fresh_process(code, env, without_prefix="COINMARKET_BACKFILL_CHUNK_DAYS")
 
 
 PARTITIONED = [

@@ -1,9 +1,7 @@
 """The daily schedule (running by default, unless switched off) and the retries of its job's
 steps: transient errors are retried, deterministic ones fail at once."""
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,22 +24,14 @@ from dagster import (
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
 from coinmarket_assets.schedules import daily_market_schedule
+from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def _in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``code`` run by a new interpreter, which reads the environment when it loads the code."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COINMARKET_SCHEDULE")}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        env=environment | env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_in_fresh_process(code, env, without_prefix="COINMARKET_SCHEDULE")
 
 
 SCHEDULE_STATUS = (
