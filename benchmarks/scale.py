@@ -54,24 +54,17 @@ empty `LIKE ... INCLUDING ALL` twin (same primary keys and indexes), one transac
 times summed. One repetition, as the issue asks."""
 
 LIMITS = """\
-Profiled on 2026-11-28 (`--profile`: py-spy over the whole process tree; the breakdown below
-comes from the run's events). (1) From run creation to RUN_START, about 18 s: Dagster writes one
-ASSET_MATERIALIZATION_PLANNED event per day and asset (14,610), and dagster-postgres'
-`store_event_batch` only batches ASSET_MATERIALIZATION and ASSET_OBSERVATION, so each planned
-event is its own INSERT (19% of all samples in `RunDomain._log_asset_planned_events`). Fix: in
-`coinmarket_assets/storage/dagster_instance.py::CoinmarketDagsterStorage.__init__`, next to
-DAGSTER_EVENT_BATCH_SIZE, `os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS",
-"true")`: one planned event per asset carrying the partition subset (Dagster's documented
-trade-off: a failed run's partitions are not marked failed). (2) The historical_trade_data step,
-about 35 s with nothing running beside it: the IO manager's CSV serialisation and staging merge
-(target 1; `_copy_in` is 24% of all samples), and `coinmarket_assets/sources/validation.py::
-_problems`, which builds a "TICKER YYYY-MM-DD" label for every one of the 1.4M rows with
-`strftime` before knowing whether any row is bad (fix: build labels only for the positions that
-have a problem). (3) Reads: `read_rows` + `_parse` (9% of samples) parse COPY's CSV output with
-pandas; a binary COPY out, or `pd.read_csv(engine="pyarrow")`, would cut it. (4) Fixed costs: the
-CLI's start-up (~2 s) and each step's process start-up (1.5 to 2 s, 6 steps, 2 at a time). The
-floor is about 8 s, so 4x leaves ~32 s: (1) alone removes ~18 s; reaching 32 s needs (1), the
-binary COPY of target 1 in both directions, and lazy validation labels."""
+Profiled on 2026-11-28 (`--profile`: py-spy over the whole process tree, and the run's events),
+then fixed: planned-materialization events are written once per asset for the run's range
+instead of once per day and asset (about 18 s of 14,610 single INSERTs), rows are serialised for
+COPY by Arrow instead of `DataFrame.to_csv`, a first write of fetched days goes straight into the
+table instead of through a staging merge, and validation formats labels only for bad rows. That
+took this run from 97.8 s (10.6x) to about 55 s (6.1x). Still to do, in the order of the last
+profile: (1) reads: `read_rows` + `_parse` parse COPY's CSV output with pandas (a binary COPY
+out, or `read_csv(engine="pyarrow")`); (2) the derived tables' writes still serialise through
+CSV text (a binary COPY would skip float formatting); (3) fixed costs: the CLI's start-up and
+each step's process start-up (1.5 to 2 s each, 6 steps, 2 at a time) plus the import cost of
+target 6 in every step process. Not re-profiled after the fixes."""
 
 
 def run(ws: Workspace) -> TargetResult:

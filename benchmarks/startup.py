@@ -31,7 +31,10 @@ use them (`storage/io_manager.py`, `storage/table_io.py`, `storage/database.py`,
 `storage/locks.py`, `sources/*`, `compute/*`, `assets/*`), and drop the `pd.DataFrame`
 annotations from the asset functions' signatures (Dagster resolves those annotations when the
 definitions load, so they would import pandas again), keeping them under
-`typing.TYPE_CHECKING` elsewhere."""
+`typing.TYPE_CHECKING` elsewhere. Verified since: an annotation imported only under
+`typing.TYPE_CHECKING` makes Dagster fail to load the asset ("Failed to resolve type annotation"),
+so the asset signatures need a runtime alias that does not import pandas (e.g. `Any` under a
+name of the project's), which is the refactor left for the next session."""
 
 
 def import_command(module: str) -> list[str]:
