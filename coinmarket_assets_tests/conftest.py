@@ -5,6 +5,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,6 +63,17 @@ def _drop_database(server_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@contextmanager
+def module_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A fresh migrated database for the tests of one module, dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{next(_database_numbers)}"
+    create_database(server_url, name, template=TEMPLATE_DATABASE)
+    try:
+        yield database_url_for(server_url, name)
+    finally:
+        _drop_database(server_url, name)
 
 
 @pytest.fixture

@@ -1,16 +1,19 @@
 """Running the real asset graph in-process with ``dagster.materialize``, and reading tables."""
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, JobExecutionResult, materialize
 from psycopg import sql
 
 from coinmarket_assets.definitions import defs
-from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
 from coinmarket_assets.storage.table_io import read_rows
 from coinmarket_assets.storage.tables import TABLES, TIMESTAMP
+from coinmarket_assets_tests.synthetic import SyntheticMarket
 
 PARTITIONED_ASSETS = [
     "historical_trade_data",
@@ -51,6 +54,22 @@ def materialize_unpartitioned(
         resources={**defs.resources, **(resources or {})},
         instance=DagsterInstance.ephemeral(),
     )
+
+
+def materialize_market(
+    url: str, source: Path, market: SyntheticMarket, first_day: str, last_day: str, **env: str
+) -> None:
+    """``market`` written as a csv: source in ``source``, then currency_status and the days
+    first_day..last_day materialized into the database ``url`` (with the settings in ``env``)."""
+    market.write_csv(source)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DATABASE_URL_ENV, url)
+        patch.setenv("COINMARKET_SOURCE", f"csv:{source}")
+        patch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
+        for name, value in env.items():
+            patch.setenv(name, value)
+        materialize_unpartitioned(["currency_status"])
+        materialize_days(first_day, last_day)
 
 
 def read_table(name: str) -> pd.DataFrame:

@@ -1,26 +1,21 @@
 """``coinmarket export`` on a materialized market: CSV and Parquet files hold exactly the stored
 rows of the days asked for, and bad requests fail clearly without writing anything."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pyarrow.parquet as pq
 import pytest
-from psycopg import sql
 
 from coinmarket_assets.cli import main
 from coinmarket_assets.export import RELATIONS
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
-from coinmarket_assets.storage.embedded import create_database
 from coinmarket_assets.storage.tables import DATE, ID, TABLES, TEXT, TIMESTAMP, TableSpec
-from coinmarket_assets_tests.conftest import TEMPLATE_DATABASE, database_url_for
+from coinmarket_assets_tests.conftest import module_database
 from coinmarket_assets_tests.dagster_runs import (
-    materialize_days,
-    materialize_unpartitioned,
+    materialize_market,
     read_table,
 )
 from coinmarket_assets_tests.synthetic import default_market
@@ -34,21 +29,9 @@ def stored_market(
     server_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The default market, every asset materialized, shared by the module's tests (read only)."""
-    name = f"coinmarket_export_{os.getpid()}"
-    create_database(server_url, name, template=TEMPLATE_DATABASE)
-    url = database_url_for(server_url, name)
-    source = tmp_path_factory.mktemp("cmc")
-    market = default_market()
-    market.write_csv(source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATABASE_URL_ENV, url)
-        patch.setenv("COINMARKET_SOURCE", f"csv:{source}")
-        patch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
-        materialize_unpartitioned(["currency_status"])
-        materialize_days(FIRST, LAST)
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with module_database(server_url, "coinmarket_export") as url:
+        materialize_market(url, tmp_path_factory.mktemp("cmc"), default_market(), FIRST, LAST)
+        yield url
 
 
 @pytest.fixture

@@ -1,21 +1,17 @@
 """The read views of V0003 (latest_market, daily_closes) on a materialized market, against
 pandas computations from the stored tables."""
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
-from psycopg import sql
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
-from coinmarket_assets.storage.embedded import create_database
-from coinmarket_assets_tests.conftest import TEMPLATE_DATABASE, database_url_for
+from coinmarket_assets_tests.conftest import module_database
 from coinmarket_assets_tests.dagster_runs import (
-    materialize_days,
-    materialize_unpartitioned,
+    materialize_market,
     read_table,
 )
 from coinmarket_assets_tests.synthetic import default_market
@@ -31,28 +27,22 @@ def stored_market(
 ) -> Iterator[str]:
     """The default market materialized with two coins per ranking (so some coins are unranked),
     DELTA's last five candles removed and LATE's metadata missing."""
-    name = f"coinmarket_views_{os.getpid()}"
-    create_database(server_url, name, template=TEMPLATE_DATABASE)
-    url = database_url_for(server_url, name)
-    source = tmp_path_factory.mktemp("cmc")
-    market = default_market()
-    market.write_csv(source)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATABASE_URL_ENV, url)
-        patch.setenv("COINMARKET_SOURCE", f"csv:{source}")
-        patch.setenv("COINMARKET_TICKERS", ",".join(market.tickers))
-        patch.setenv("COINMARKET_RANK_SIZE", "2")
-        materialize_unpartitioned(["currency_status"])
-        materialize_days(FIRST, LAST)
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            "DELETE FROM historical_trade_data WHERE coin_id = %s AND trade_date > %s",
-            [DELTA, DELTA_NEWEST],
+    with module_database(server_url, "coinmarket_views") as url:
+        materialize_market(
+            url,
+            tmp_path_factory.mktemp("cmc"),
+            default_market(),
+            FIRST,
+            LAST,
+            COINMARKET_RANK_SIZE="2",
         )
-        conn.execute("DELETE FROM currency_status WHERE coin_id = %s", [LATE])
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "DELETE FROM historical_trade_data WHERE coin_id = %s AND trade_date > %s",
+                [DELTA, DELTA_NEWEST],
+            )
+            conn.execute("DELETE FROM currency_status WHERE coin_id = %s", [LATE])
+        yield url
 
 
 @pytest.fixture

@@ -1,23 +1,18 @@
 """A database and a market ending yesterday (so that the schedule's day exists), for tests that
 start the whole service."""
 
-import itertools
 import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
-from coinmarket_assets.storage.embedded import create_database
-from coinmarket_assets_tests.conftest import TEMPLATE_DATABASE, database_url_for
+from coinmarket_assets_tests.conftest import module_database
 from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
 
 MARKET_DAYS = 200
-_numbers = itertools.count()
 
 
 def yesterday() -> date:
@@ -36,11 +31,8 @@ def service_market() -> SyntheticMarket:
 @pytest.fixture(scope="module")
 def service_database(server_url: str, template_url: str) -> Iterator[str]:
     """A fresh migrated database shared by the tests of one module (one service each)."""
-    name = f"coinmarket_service_{os.getpid()}_{next(_numbers)}"
-    create_database(server_url, name, template=TEMPLATE_DATABASE)
-    yield database_url_for(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with module_database(server_url, "coinmarket_service") as url:
+        yield url
 
 
 def service_environment(
