@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean chromium
 
 $(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,13 @@ $(BIN)/.installed-test: pyproject.toml $(BIN)/.installed-run
 run: $(BIN)/.installed-run
 	$(BIN)/coinmarket dev
 
-test: $(BIN)/.installed-test lint
+test: $(BIN)/.installed-test chromium lint
 	$(BIN)/python -m pytest
+
+# The UI test drives Debian's chromium through Playwright (never `playwright install`).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Performance targets against their baselines, measured in one run; writes BENCHMARKS.md.
 bench: $(BIN)/.installed-test
