@@ -1,9 +1,7 @@
 """The universe sensor (history for coins that join the universe, in one run, once) and the run
 failure alert (posted to a webhook on a real loopback socket, or only logged)."""
 
-import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,11 +25,11 @@ from coinmarket_assets.resources import (
 from coinmarket_assets.sensors import NEW_COINS_TAG, run_failure_alert, universe_sensor
 from coinmarket_assets.storage.locks import session_lock
 from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import dump_all, empty_tables, materialize_days
 from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
 from coinmarket_assets_tests.webhook_receiver import webhook_receiver
 
-PROJECT = Path(__file__).resolve().parents[1]
 MARKET_DAYS = 200
 OLD_COINS = ["ALPHA", "BETA", "GAMMA"]
 NEW_COINS = ["DELTA", "LATE"]  # ids 104 and 105
@@ -183,14 +181,8 @@ SENSOR_SETTINGS = (
 
 
 def _load_sensor(**env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if "UNIVERSE_SENSOR" not in k}
-    return subprocess.run(
-        [sys.executable, "-c", SENSOR_SETTINGS],
-        env=environment | env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    return python_in_fresh_process(
+        SENSOR_SETTINGS, env, without_prefix="COINMARKET_UNIVERSE_SENSOR"
     )
 
 
