@@ -4,7 +4,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-import requests
 from dagster import DagsterEvent, DagsterRun
 
 ALERT_WEBHOOK_ENV = "COINMARKET_ALERT_WEBHOOK"
@@ -82,6 +81,8 @@ def failure_message(
 def post_alert(webhook: str, text: str, log: Log) -> bool:
     """POST ``{"text": text}`` to the webhook; a failure is logged (without the URL, which is a
     secret and which requests puts into its error messages) and never raised."""
+    import requests  # only when a run failed: the sensors' module stays quick to load
+
     try:
         response = requests.post(webhook, json={"text": text}, timeout=WEBHOOK_TIMEOUT_SECONDS)
     except requests.RequestException as error:

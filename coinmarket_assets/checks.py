@@ -2,18 +2,24 @@
 
 Plain functions over a psycopg connection: the assets run them right after their rows are
 committed and report them as asset checks; a failing check names the coins and days.
+psycopg is imported by the functions that compose SQL: the specs load with the code location.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-import psycopg
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
-from psycopg import sql
 
 from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.tables import TABLES
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
 
 LISTED = 50  # problems named in full; the rest are counted
 FRESHNESS_LIMIT = timedelta(hours=36)
@@ -62,6 +68,8 @@ def _scope(
     first_day: date, last_day: date, coin_ids: Sequence[int] | None
 ) -> tuple[sql.Composable, list[object]]:
     """WHERE conditions for the days (and coins) a run wrote; both columns are indexed."""
+    from psycopg import sql
+
     condition: sql.Composable = sql.SQL("trade_date BETWEEN %s AND %s")
     params: list[object] = [first_day, last_day]
     if coin_ids is not None:
@@ -78,6 +86,8 @@ def ohlc_problems(
 ) -> CheckOutcome:
     """Candles of the days (and coins) whose prices are not positive and finite, or not in
     order: low <= open, close <= high."""
+    from psycopg import sql
+
     scope, params = _scope(first_day, last_day, coin_ids)
     # greatest() is NaN or infinite when any price is: PostgreSQL sorts NaN above every number.
     query = sql.SQL(
@@ -130,6 +140,8 @@ def missing_days(
     Only the window is scanned: the history's bounds come from the nearest stored candle
     before and after it (index lookups), not from the whole table.
     """
+    from psycopg import sql
+
     coins = (
         sql.SQL("SELECT unnest(%(coins)s::integer[]) AS coin_id")
         if coin_ids is not None
@@ -211,6 +223,8 @@ def duplicate_coin_days(
     The per-coin tables' primary keys forbid them; the rankings' key is (day, rank), so there
     it catches a coin ranked twice on one day.
     """
+    from psycopg import sql
+
     scope, params = _scope(first_day, last_day, coin_ids)
     table_id = sql.Identifier(TABLES[table].name)
     total, distinct = conn.execute(
@@ -246,6 +260,8 @@ def ranking_mismatches(
 ) -> CheckOutcome:
     """Ranks of the window's days whose stored row differs from the ``rank_size`` highest (or
     lowest) period returns of that day, ties by ticker, then coin id."""
+    from psycopg import sql
+
     direction = sql.SQL("DESC" if highest_first else "ASC")
     # COLLATE "C" orders tickers by code point, as Python (and rank_returns) does.
     query = sql.SQL(

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import requests
 from dagster import Backoff, DagsterError, Failure, Jitter, RetryPolicy, RetryRequested
 
 from coinmarket_assets.storage.database import is_lost_connection
@@ -25,6 +24,9 @@ def is_transient(error: Exception) -> bool:
     A ``SourceError`` is never transient here: the CoinMarketCap client has already retried
     within its budget, and retrying the step would spend that budget again.
     """
+    # Imported here, not with the code location: loading requests takes about 0.1 s.
+    import requests
+
     return is_lost_connection(error) or isinstance(
         error, ConnectionError | TimeoutError | requests.ConnectionError | requests.Timeout
     )

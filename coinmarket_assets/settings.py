@@ -10,6 +10,7 @@ DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
 EARLIEST_START_DATE = date(2009, 1, 3)
 # RSI looks at the closes dated within this many calendar days before the day itself.
 RSI_LOOKBACK_DAYS = 300
+CHART_DAYS = 90  # the days a ranked-coin chart shows, its newest day included
 T = TypeVar("T")
 
 

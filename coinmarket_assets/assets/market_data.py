@@ -3,7 +3,6 @@
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -78,9 +77,7 @@ def historical_trade_data(
         raise RetryRequested(
             max_retries=NOT_PUBLISHED_RETRIES, seconds_to_wait=NOT_PUBLISHED_WAIT_SECONDS
         ) from error
-    candles = checked.candles.assign(
-        source=source.source.name, fetched_at=pd.Timestamp.now(tz="UTC")
-    )
+    candles = checked.candles.assign(source=source.source.name, fetched_at=datetime.now(UTC))
     skipped = {
         "run_bad_rows_skipped": len(checked.skipped),
         "bad_rows": MetadataValue.md(_listing(checked.skipped)),

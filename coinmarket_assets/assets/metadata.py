@@ -1,8 +1,8 @@
 """Coin metadata."""
 
-import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, asset
 
+from coinmarket_assets.frames import Frame
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 
 
@@ -11,7 +11,7 @@ def currency_status(
     context: AssetExecutionContext,
     source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
-) -> pd.DataFrame:
+) -> Frame:
     """Each tracked coin's CoinMarketCap id, ticker, name, slug, rank and market cap.
 
     Upserted by coin id; coins that leave the universe keep their last row.

@@ -2,7 +2,6 @@
 
 from collections.abc import Iterator
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -13,7 +12,7 @@ from dagster import (
 )
 
 from coinmarket_assets import checks
-from coinmarket_assets.compute.rankings import rank_returns
+from coinmarket_assets.frames import Frame
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 
@@ -44,8 +43,10 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
     def ranking(
         context: AssetExecutionContext,
         pipeline_settings: PipelineSettingsResource,
-        period_returns: pd.DataFrame,
-    ) -> Iterator[Output[pd.DataFrame] | AssetCheckResult]:
+        period_returns: Frame,
+    ) -> Iterator[Output[Frame] | AssetCheckResult]:
+        from coinmarket_assets.compute.rankings import rank_returns, ranking_markdown
+
         settings = pipeline_settings.settings
         ranked = rank_returns(period_returns, settings.rank_size, highest_first=highest_first)
         title = f"{_which(highest_first).capitalize()} {settings.return_days}-day returns"
@@ -73,24 +74,6 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
 
 def _which(highest_first: bool) -> str:
     return "highest" if highest_first else "lowest"
-
-
-def ranking_markdown(ranked: pd.DataFrame, day: str, title: str, return_days: int) -> str:
-    """The day's ranked coins as a Markdown table: rank, ticker, coin id, return."""
-    rows = ranked[ranked["trade_date"] == pd.Timestamp(day)]
-    if rows.empty:
-        return f"**{title} on {day}**: no coin has a stored return that day."
-    lines = [
-        f"**{title} on {day}**",
-        "",
-        f"| rank | ticker | coin id | {return_days}-day return |",
-        "|---:|---|---:|---:|",
-    ]
-    lines += [
-        f"| {row.rank} | {row.ticker} | {row.coin_id} | {row.period_return:+.2%} |"
-        for row in rows.itertuples(index=False)
-    ]
-    return "\n".join(lines)
 
 
 top_ranking = _ranking_asset(

@@ -3,7 +3,6 @@
 from collections.abc import Iterator, Sequence
 from datetime import date
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -16,8 +15,7 @@ from dagster import (
 )
 
 from coinmarket_assets import checks
-from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
-from coinmarket_assets.compute.indicators import rolling_statistics
+from coinmarket_assets.frames import Frame
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
@@ -36,7 +34,7 @@ def _lookback(days: int) -> AssetIn:
     )
 
 
-def _universe_candles(candles: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, list[int]]:
+def _universe_candles(candles: Frame, settings: Settings) -> tuple[Frame, list[int]]:
     """The stored candles of the universe's coins, and their ids.
 
     Statistics are computed from stored data only, so they never need the source.
@@ -72,10 +70,14 @@ def _unique_check(
 def historical_rolling(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
-    historical_trade_data: pd.DataFrame,
+    historical_trade_data: Frame,
 ) -> Iterator[Output[CoinRows] | AssetCheckResult]:
     """Wilder's RSI over the closes of the last 300 days and the population standard deviation
     of the last closes, per coin and stored day; NULL while a window is not full."""
+    import pandas as pd  # imported by the step, not with the code location (start-up)
+
+    from coinmarket_assets.compute.indicators import rolling_statistics
+
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
     candles, coin_ids = _universe_candles(historical_trade_data, settings)
@@ -102,9 +104,13 @@ def historical_rolling(
 def period_returns(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
-    historical_trade_data: pd.DataFrame,
+    historical_trade_data: Frame,
 ) -> Iterator[Output[CoinRows] | AssetCheckResult]:
     """close(D) / close(D - n days) - 1 per coin, where both closes are stored."""
+    import pandas as pd
+
+    from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
+
     settings = pipeline_settings.settings
     if settings.return_days != RETURN_DAYS:
         raise SettingsError(

@@ -18,3 +18,21 @@ def rank_returns(returns: pd.DataFrame, size: int, *, highest_first: bool) -> pd
     ranked = ordered.groupby("trade_date", sort=False).head(size).copy()
     ranked["rank"] = ranked.groupby("trade_date", sort=False).cumcount() + 1
     return ranked[RANKING_COLUMNS].reset_index(drop=True)
+
+
+def ranking_markdown(ranked: pd.DataFrame, day: str, title: str, return_days: int) -> str:
+    """The day's ranked coins as a Markdown table: rank, ticker, coin id, return."""
+    rows = ranked[ranked["trade_date"] == pd.Timestamp(day)]
+    if rows.empty:
+        return f"**{title} on {day}**: no coin has a stored return that day."
+    lines = [
+        f"**{title} on {day}**",
+        "",
+        f"| rank | ticker | coin id | {return_days}-day return |",
+        "|---:|---|---:|---:|",
+    ]
+    lines += [
+        f"| {row.rank} | {row.ticker} | {row.coin_id} | {row.period_return:+.2%} |"
+        for row in rows.itertuples(index=False)
+    ]
+    return "\n".join(lines)

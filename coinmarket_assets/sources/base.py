@@ -1,5 +1,7 @@
 """The interface every market data source implements, and universe resolution."""
 
+from __future__ import annotations
+
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -7,9 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 if TYPE_CHECKING:
+    import pandas as pd
+
     from coinmarket_assets.sources.validation import CheckedCandles
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ class MarketDataSource(ABC):
 
     def checked_candles(
         self, coins: Sequence[Coin], first_day: date, last_day: date, *, skip_bad_rows: bool = False
-    ) -> "CheckedCandles":
+    ) -> CheckedCandles:
         """The candles of first_day..last_day, checked: a bad row fails, naming coin, day and
         field, or with ``skip_bad_rows`` is left out and reported."""
         from coinmarket_assets.sources.validation import check_candles
@@ -112,6 +114,8 @@ def stored_universe(candles: pd.DataFrame, tickers: Sequence[str]) -> list[int]:
     """
     if [t.upper() for t in tickers] == [ALL_COINS]:
         return sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
+    import pandas as pd
+
     coins = candles[["coin_id", "ticker"]].drop_duplicates()
     found = pd.concat([_matches(coins, ticker.partition(":")[0]) for ticker in tickers])
     return sorted(int(coin_id) for coin_id in found["coin_id"].unique())

@@ -1,11 +1,17 @@
-"""Connections to the project's PostgreSQL database, configured by ``COINMARKET_DATABASE_URL``."""
+"""Connections to the project's PostgreSQL database, configured by ``COINMARKET_DATABASE_URL``.
+
+psycopg is imported where a connection is opened, not with this module: the code location
+imports this module, and every process that loads it (the UI, the daemon) would pay for it.
+"""
+
+from __future__ import annotations
 
 import logging
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import psycopg
 from tenacity import (
     before_sleep_log,
     retry,
@@ -13,6 +19,9 @@ from tenacity import (
     stop_after_delay,
     wait_exponential,
 )
+
+if TYPE_CHECKING:
+    import psycopg
 
 DATABASE_URL_ENV = "COINMARKET_DATABASE_URL"
 log = logging.getLogger(__name__)
@@ -42,6 +51,8 @@ SESSION_OPTIONS = ("-c TimeZone=UTC", "-c DateStyle=ISO", "-c extra_float_digits
 
 def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
     """Open a psycopg 3 connection with the project's session settings."""
+    import psycopg
+
     conninfo = with_options(url or database_url(), *SESSION_OPTIONS)
     return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)
 
@@ -71,6 +82,8 @@ LOST_CONNECTION_MESSAGES = (
 
 def is_lost_connection(error: BaseException) -> bool:
     """Whether ``error`` means the server went away, as opposed to refusing the request."""
+    import psycopg
+
     if not isinstance(error, psycopg.OperationalError):
         return False
     state = error.sqlstate

@@ -1,11 +1,17 @@
-"""The partition-aware Postgres IO manager that persists every asset into its table."""
+"""The partition-aware Postgres IO manager that persists every asset into its table.
+
+It loads with the code location, so pandas, psycopg and yoyo (through ``table_io`` and
+``migrations``) are imported when a step first reads or writes, not when the UI starts.
+"""
+
+from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import (
     ConfigurableIOManager,
     InitResourceContext,
@@ -18,9 +24,10 @@ from pydantic import Field, PrivateAttr
 from coinmarket_assets.retries import no_retry_unless_transient
 from coinmarket_assets.storage.database import connect, database_url, retry_on_lost_connection
 from coinmarket_assets.storage.locks import LockLostError, SessionLock
-from coinmarket_assets.storage.migrations import ensure_schema_current
-from coinmarket_assets.storage.table_io import read_rows, replace_days, upsert
 from coinmarket_assets.storage.tables import TABLES, TableSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREVIEW_ROWS = 5
 
@@ -51,6 +58,8 @@ class PostgresIOManager(ConfigurableIOManager):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._url = self.url or database_url()
         self._run_id = context.run.run_id if context.run else "no run"
+        from coinmarket_assets.storage.migrations import ensure_schema_current
+
         ensure_schema_current(self._url)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -79,8 +88,18 @@ class PostgresIOManager(ConfigurableIOManager):
 
     @retry_on_lost_connection
     def _write(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> dict[str, object]:
+        import pandas as pd
+
+        from coinmarket_assets.storage.table_io import replace_days, upsert
+
         spec = _spec(context.asset_key.path[-1])
         frame, coin_ids = (obj.frame, obj.coin_ids) if isinstance(obj, CoinRows) else (obj, None)
+        if not isinstance(frame, pd.DataFrame):
+            # Asset signatures name ``Frame`` (``Any`` to Dagster), so the type is checked here.
+            raise TypeError(
+                f"Asset {spec.name} returned {type(frame).__name__}; the Postgres IO manager "
+                "stores pandas DataFrames (or CoinRows holding one)"
+            )
         # A ranged run records one materialization per day, each carrying these run totals.
         metadata: dict[str, object] = {
             "dagster/table_name": spec.name,
@@ -106,6 +125,8 @@ class PostgresIOManager(ConfigurableIOManager):
 
     @retry_on_lost_connection
     def _read(self, context: InputContext) -> pd.DataFrame:
+        from coinmarket_assets.storage.table_io import read_rows
+
         spec = _spec(context.asset_key.path[-1])
         with connect(self._url) as conn:
             if context.has_asset_partitions:

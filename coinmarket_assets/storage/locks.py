@@ -10,8 +10,6 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
-
 from coinmarket_assets.storage.database import connect
 
 # Two-key advisory locks live in their own key space, apart from the one-key transaction
@@ -56,6 +54,8 @@ class SessionLock:
         """Whether the lock's session is still alive (and so still holds it)."""
         if self._conn.closed or self._conn.broken:
             return False
+        import psycopg  # imported by ``connect`` already; not with this module (start-up)
+
         try:
             self._conn.execute("SELECT 1")
         except psycopg.OperationalError:

@@ -4,8 +4,6 @@ coins, shown in the materialization and stored under COINMARKET_HOME."""
 import base64
 import re
 import struct
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,11 +99,3 @@ def test_a_day_without_rankings_draws_nothing(database_url: str, csv_source: Pat
     metadata = _chart_metadata(_materialize_chart("2020-03-05", "2020-03-05"))["2020-03-05"]
     assert metadata["chart"] == "_No coin is ranked on 2020-03-05: nothing to draw._"
     assert not (home / "charts" / "2020-03-05.png").exists()
-
-
-def test_loading_the_chart_asset_does_not_import_matplotlib():
-    code = "import sys, coinmarket_assets.assets.charts; print('matplotlib' in sys.modules)"
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip() == "False"

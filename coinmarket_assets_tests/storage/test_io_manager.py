@@ -103,3 +103,21 @@ def test_a_write_error_that_would_repeat_fails_the_step_without_retries(database
     assert not result.success
     assert calls == ["2020-01-02"]
     assert "outside the partitions being written" in failure_messages(result)
+
+
+def test_an_output_that_is_not_a_dataframe_fails_naming_the_table_and_type(database_url: str):
+    """Asset signatures name ``Frame`` (``Any`` to Dagster), so the IO manager checks the type."""
+
+    @daily_table_asset(name="period_returns")
+    def not_a_frame() -> dict[str, list[int]]:
+        return {"coin_id": [1]}
+
+    result = materialize(
+        [not_a_frame],
+        partition_key="2020-01-02",
+        resources={"postgres_io_manager": PostgresIOManager(url=database_url)},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "Asset period_returns returned dict" in failure_messages(result)
