@@ -8,9 +8,30 @@ from datetime import date
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
-from coinmarket_assets.storage.tables import DATE, TEXT, TIMESTAMP, TableSpec
+from coinmarket_assets.storage.tables import (
+    DATE,
+    FLOAT,
+    ID,
+    NULLABLE_INT,
+    TEXT,
+    TIMESTAMP,
+    TableSpec,
+)
+
+# How COPY's CSV columns are parsed; dates become midnight timestamps, as pandas holds them.
+_ARROW_TYPES = {
+    ID: pa.int64(),
+    NULLABLE_INT: pa.int64(),
+    TEXT: pa.string(),
+    FLOAT: pa.float64(),
+    DATE: pa.timestamp("us"),
+    TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
 
 
 def _copy_in(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame, table: str) -> None:
@@ -27,10 +48,6 @@ def _csv(spec: TableSpec, frame: pd.DataFrame) -> memoryview:
 
     Arrow's writer does this about six times faster than ``DataFrame.to_csv``.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pa_csv
-
     rows = pa.Table.from_pandas(frame[list(spec.columns)], preserve_index=False)
     for column, kind in spec.types.items():
         if kind == DATE:
@@ -230,22 +247,26 @@ def read_rows(
 
 
 def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
-    columns = list(spec.columns)
-    # Dates and timestamps arrive as text and are converted below; only text may be empty.
-    read_as = {c: TEXT if t in (TEXT, DATE, TIMESTAMP) else t for c, t in spec.types.items()}
+    """COPY's CSV output as a frame of the spec's types, parsed by Arrow (about twice as fast as
+    ``pandas.read_csv``; its float parsing is correctly rounded, so values come back exactly)."""
+    schema = pa.schema([(c, _ARROW_TYPES[t]) for c, t in spec.types.items()])
     if payload:
-        frame = pd.read_csv(
+        rows = pa_csv.read_csv(
             io.BytesIO(payload),
-            names=columns,
-            dtype=read_as,
-            keep_default_na=False,
-            na_values={c: [""] for c, t in spec.types.items() if t != TEXT},
+            read_options=pa_csv.ReadOptions(column_names=schema.names),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=schema,
+                # COPY writes NULL as an empty field and quotes every empty string.
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                timestamp_parsers=[pa_csv.ISO8601],
+            ),
         )
     else:
-        frame = pd.DataFrame({c: pd.Series(dtype=t) for c, t in read_as.items()})
+        rows = schema.empty_table()
+    frame = rows.to_pandas(date_as_object=False)
     for column, kind in spec.types.items():
-        if kind == DATE:
-            frame[column] = pd.to_datetime(frame[column], format="%Y-%m-%d")
-        elif kind == TIMESTAMP:
-            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        if kind == NULLABLE_INT:  # Arrow hands a nullable integer column to pandas as floats
+            frame[column] = pd.array(rows[column].to_pylist(), dtype=NULLABLE_INT)
     return frame
