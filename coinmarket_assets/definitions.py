@@ -7,6 +7,7 @@ from coinmarket_assets.assets.market_data import fresh_candles, historical_trade
 from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
 from coinmarket_assets.assets.statistics import historical_rolling, period_returns
+from coinmarket_assets.execution import step_executor
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.schedules import (
     daily_market_job,
@@ -28,6 +29,7 @@ defs = Definitions(
         ranked_coin_chart,
     ],
     asset_checks=[fresh_candles],
+    executor=step_executor,
     jobs=[daily_market_job, freshness_check_job],
     schedules=[daily_market_schedule, freshness_check_schedule],
     sensors=[universe_sensor, run_failure_alert],

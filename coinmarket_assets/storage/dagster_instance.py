@@ -5,9 +5,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-from dagster import Field, StringSource
-from dagster._serdes import ConfigurableClassData
+from dagster import EventLogEntry, Field, StringSource
+from dagster._core.events import AssetCheckEvaluationPlanned
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
 from psycopg import sql
 
@@ -62,6 +66,40 @@ def create_schema(url: str, schema: str) -> None:
             ) from error
 
 
+class CoinmarketEventLogStorage(PostgresEventLogStorage):
+    """dagster-postgres' event log, with a faster record of the checks a ranged run plans.
+
+    Dagster records a planned check as one row per day of the run, and serialises the same
+    event again for each row in one statement of thousands of VALUES: an 8-year run of eleven
+    checks spent about 5 s on it before its first step. The rows here are the same, from one
+    serialisation, inserted as a batch of the same statement.
+    """
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        dagster_event = event.dagster_event
+        assert dagster_event is not None
+        planned = dagster_event.event_specific_data
+        assert isinstance(planned, AssetCheckEvaluationPlanned)
+        subset = planned.partitions_subset
+        partitions = subset.get_partition_keys() if subset is not None else [None]
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert(),
+                [{**row, "partition": partition} for partition in partitions],
+            )
+
+
 class CoinmarketDagsterStorage(DagsterPostgresStorage):
     """``DagsterPostgresStorage`` on ``COINMARKET_DATABASE_URL``, in schema ``dagster``."""
 
@@ -79,6 +117,11 @@ class CoinmarketDagsterStorage(DagsterPostgresStorage):
         with session_lock(url, f"dagster storage {schema}", f"pid {os.getpid()}"):
             create_schema(url, schema)
             super().__init__(postgres_url=postgres_url, inst_data=inst_data)
+        # Tables were created (or found) just above, by the stock event log storage.
+        self._event_log_storage.dispose()
+        self._event_log_storage = CoinmarketEventLogStorage(
+            postgres_url, should_autocreate_tables=False
+        )
         self._pool_connections(postgres_url)
 
     def _pool_connections(self, postgres_url: str) -> None:

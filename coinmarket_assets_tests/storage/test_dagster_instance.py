@@ -9,7 +9,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    DagsterEventType,
+    DagsterInstance,
+    DailyPartitionsDefinition,
+    Output,
+    asset,
+    materialize,
+    mem_io_manager,
+)
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster_postgres.event_log import PostgresEventLogStorage
 from sqlalchemy.pool import QueuePool
 
 from coinmarket_assets.definitions import defs
@@ -82,3 +95,69 @@ def test_processes_starting_together_on_a_new_database_all_get_the_storage(
     errors = [start.communicate(timeout=120)[1].decode() for start in starts]
     assert [start.returncode for start in starts] == [0] * PROCESSES, errors
     assert {"runs", "event_logs"} <= _tables(database_url, "dagster")
+
+
+def test_planned_checks_of_a_ranged_run_are_recorded_as_stock_dagster_records_them(
+    instance: DagsterInstance,
+):
+    """The project's faster record of planned checks writes the rows dagster-postgres would."""
+
+    @asset(
+        partitions_def=DailyPartitionsDefinition(start_date="2020-01-01"),
+        check_specs=[AssetCheckSpec("positive", asset="numbers")],
+    )
+    def numbers(context: AssetExecutionContext):
+        yield Output(len(context.partition_keys))
+        yield AssetCheckResult(check_name="positive", passed=True)
+
+    result = materialize(
+        [numbers],
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2020-01-01",
+            "dagster/asset_partition_range_end": "2020-01-05",
+        },
+        resources={"io_manager": mem_io_manager},
+    )
+    assert result.success
+    records = instance.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    ).records
+    assert len(records) == 1
+    stock_run = "stock-" + result.run_id[6:]
+    PostgresEventLogStorage._store_asset_check_evaluation_planned(
+        instance.event_log_storage,
+        records[0].event_log_entry._replace(run_id=stock_run),
+        records[0].storage_id,
+    )
+    planned = {run: _planned_check_rows(instance, run) for run in (result.run_id, stock_run)}
+    assert [row["partition"] for row in planned[stock_run]] == [
+        "2020-01-01",
+        "2020-01-02",
+        "2020-01-03",
+        "2020-01-04",
+        "2020-01-05",
+    ]
+    assert planned[result.run_id] == planned[stock_run]
+
+
+UNCOMPARED_CHECK_COLUMNS = ("id", "run_id", "create_timestamp")
+
+
+def _planned_check_rows(instance: DagsterInstance, run_id: str) -> list[dict[str, object]]:
+    """The run's planned check rows: every column but the row's id, run id and creation time
+    (the database's clock), and the event with its run id masked."""
+    table = AssetCheckExecutionsTable
+    with instance.event_log_storage.index_connection() as conn:
+        rows = conn.execute(
+            table.select()
+            .where(table.c.run_id == run_id, table.c.execution_status == "PLANNED")
+            .order_by(table.c.partition)
+        ).fetchall()
+    return [
+        {
+            **{k: v for k, v in row._mapping.items() if k not in UNCOMPARED_CHECK_COLUMNS},
+            "evaluation_event": row.evaluation_event.replace(run_id, "<run>"),
+        }
+        for row in rows
+    ]
