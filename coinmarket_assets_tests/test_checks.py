@@ -177,6 +177,26 @@ def test_duplicates_are_counted_against_distinct_coin_days(database_url: str, cs
     assert [p.split(":")[0] for p in consistent.problems] == ["2020-03-04 rank 2"]
 
 
+def test_a_table_keyed_by_coin_and_day_is_counted_and_passes_by_its_key(
+    database_url: str, csv_source: Path
+):
+    materialize_days("2020-02-20", "2020-03-05")
+    with connect() as conn:
+        keyed = checks.duplicate_coin_days(
+            conn, "historical_rolling", date(2020, 3, 1), date(2020, 3, 5)
+        )
+    _execute("ALTER TABLE historical_rolling DROP CONSTRAINT historical_rolling_pkey")
+    with connect() as conn:
+        scanned = checks.duplicate_coin_days(
+            conn, "historical_rolling", date(2020, 3, 1), date(2020, 3, 5)
+        )
+    assert keyed.passed
+    assert keyed.summary.endswith("one per coin and day by the table's unique key")
+    assert keyed.details == scanned.details == {"rows": 20, "distinct_coin_days": 20}
+    assert scanned.passed
+    assert scanned.summary.endswith("20 distinct coin-days")
+
+
 @pytest.mark.parametrize(
     ("after_close", "fresh"),
     [(timedelta(hours=36), True), (timedelta(hours=36, seconds=1), False)],

@@ -22,19 +22,77 @@ def wilder_rsi(
     NaN when a window holds fewer than ``period + 1`` closes or all its changes are zero.
     """
     starts = np.searchsorted(days, days[targets] - np.timedelta64(lookback_days, "D"), "left")
-    change_counts = targets - starts
+    counts = targets - starts  # changes in each target's window
     changes = np.diff(closes)
     gains = np.where(changes > 0, changes, 0.0)
     losses = np.where(changes < 0, -changes, 0.0)
+    avg_gain, avg_loss = np.zeros(len(targets)), np.zeros(len(targets))
+    # Most windows hold the same number of changes (every day stored): those are one weighted
+    # sum each, computed for all of them at once; the others are smoothed step by step.
+    typical = int(np.bincount(counts).argmax()) if len(counts) else 0
+    weighted = counts == typical if typical >= period else np.zeros(len(counts), dtype=bool)
+    if weighted.any():
+        weights = _wilder_weights(typical, period)[::-1]
+        avg_gain[weighted] = np.convolve(gains, weights, "valid")[starts[weighted]]
+        avg_loss[weighted] = np.convolve(losses, weights, "valid")[starts[weighted]]
+    # Windows that begin at the first stored close (a young coin) share their seed: one pass.
+    from_first = ~weighted & (counts >= period) & (starts == 0)
+    avg_gain[from_first], avg_loss[from_first] = _smoothed_from_first(
+        gains, losses, counts[from_first], period
+    )
+    stepwise = ~weighted & (counts >= period) & (starts > 0)
+    avg_gain[stepwise], avg_loss[stepwise] = _smoothed_stepwise(
+        gains, losses, starts[stepwise], counts[stepwise], period
+    )
+    nonzero_before = np.concatenate(([0], np.cumsum(changes != 0)))
+    moved = nonzero_before[targets] > nonzero_before[starts]
+    total = avg_gain + avg_loss
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # As TA-Lib: 0 when the smoothed moves have decayed to exactly zero.
+        rsi = np.where(total == 0.0, 0.0, 100.0 * (avg_gain / total))
+    return np.where((counts >= period) & moved, rsi, np.nan)
 
-    avg_gain = np.zeros(len(targets))
-    avg_loss = np.zeros(len(targets))
-    moved = np.zeros(len(targets), dtype=bool)
-    for step in range(int(change_counts.max(initial=0))):
-        active = step < change_counts
+
+def _wilder_weights(count: int, period: int) -> np.ndarray:
+    """Each change's weight in the smoothed average of a window of ``count`` changes, oldest
+    first: the seed's ``period`` changes share ``a ** (count - period) / period``, each later
+    one ``a ** (changes after it) / period``, where a = (period - 1) / period."""
+    decay = (period - 1) / period
+    after = np.arange(count - 1, -1, -1, dtype="float64")
+    after[:period] = count - period
+    return decay**after / period
+
+
+def _smoothed_from_first(
+    gains: np.ndarray, losses: np.ndarray, counts: np.ndarray, period: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's average gain and loss of windows that all begin at the first change, one
+    window per entry of ``counts`` (each at least ``period``), by one run of the recurrence."""
+    steps = int(counts.max(initial=0))
+    gain_after, loss_after = np.zeros(steps + 1), np.zeros(steps + 1)
+    avg_gain = avg_loss = 0.0
+    pairs = zip(gains[:steps].tolist(), losses[:steps].tolist(), strict=True)
+    for step, (gain, loss) in enumerate(pairs):
+        if step < period:
+            avg_gain, avg_loss = avg_gain + gain, avg_loss + loss
+            if step == period - 1:
+                avg_gain, avg_loss = avg_gain / period, avg_loss / period
+        else:
+            avg_gain = (avg_gain * (period - 1) + gain) / period
+            avg_loss = (avg_loss * (period - 1) + loss) / period
+        gain_after[step + 1], loss_after[step + 1] = avg_gain, avg_loss
+    return gain_after[counts], loss_after[counts]
+
+
+def _smoothed_stepwise(
+    gains: np.ndarray, losses: np.ndarray, starts: np.ndarray, counts: np.ndarray, period: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder's average gain and loss of each window, by the recurrence itself."""
+    avg_gain, avg_loss = np.zeros(len(starts)), np.zeros(len(starts))
+    for step in range(int(counts.max(initial=0))):
+        active = step < counts
         index = np.where(active, starts + step, 0)
         gain, loss = gains[index], losses[index]
-        moved |= active & (changes[index] != 0)
         if step < period:
             avg_gain = np.where(active, avg_gain + gain, avg_gain)
             avg_loss = np.where(active, avg_loss + loss, avg_loss)
@@ -43,12 +101,7 @@ def wilder_rsi(
         else:
             avg_gain = np.where(active, (avg_gain * (period - 1) + gain) / period, avg_gain)
             avg_loss = np.where(active, (avg_loss * (period - 1) + loss) / period, avg_loss)
-
-    total = avg_gain + avg_loss
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # As TA-Lib: 0 when the smoothed moves have decayed to exactly zero.
-        rsi = np.where(total == 0.0, 0.0, 100.0 * (avg_gain / total))
-    return np.where((change_counts >= period) & moved, rsi, np.nan)
+    return avg_gain, avg_loss
 
 
 def trailing_std(

@@ -53,6 +53,24 @@ def test_rsi_window_spans_300_calendar_days_across_long_histories():
     assert_rolling_matches(_compute_rolling(candles, rsi_period=9, std_window=21), expected)
 
 
+def test_rsi_matches_talib_on_young_full_and_gap_spanning_windows_of_one_history():
+    """A coin's first 300 days (windows from its first close), full 300-change windows and
+    windows across a 10-day gap are each computed their own way; all must equal TA-Lib."""
+    rng = np.random.default_rng(11)
+    days = pd.date_range("2016-01-01", periods=1000, freq="D")
+    kept = np.r_[0:600, 610:1000]
+    candles = pd.DataFrame(
+        {
+            "coin_id": 1,
+            "ticker": "X",
+            "trade_date": days[kept],
+            "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.04, len(kept)))),
+        }
+    )
+    expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]))
+    assert_rolling_matches(_compute_rolling(candles), expected)
+
+
 def test_rsi_is_null_before_fifteen_closes_and_on_all_flat_windows():
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-02-20"))
     closes = np.full(len(days), 5.0)
