@@ -25,12 +25,17 @@ from coinmarket_assets.storage.io_manager import CoinRows
 RETURN_DAYS = load_settings().return_days
 
 
+# Statistics need only the closes: the other candle columns are not read at all.
+CLOSES = ["coin_id", "ticker", "trade_date", "close"]
+
+
 def _lookback(days: int) -> AssetIn:
-    """The upstream days [D - days, D] of each partition D."""
+    """The closes of the upstream days [D - days, D] of each partition D."""
     return AssetIn(
         partition_mapping=TimeWindowPartitionMapping(
             start_offset=-days, allow_nonexistent_upstream_partitions=True
-        )
+        ),
+        metadata={"columns": CLOSES},
     )
 
 

@@ -27,15 +27,16 @@ def wilder_rsi(
     gains = np.where(changes > 0, changes, 0.0)
     losses = np.where(changes < 0, -changes, 0.0)
     avg_gain, avg_loss = np.zeros(len(targets)), np.zeros(len(targets))
-    # Most windows hold the same number of changes (every day stored): those are one weighted
-    # sum each, computed for all of them at once; the others are smoothed step by step.
-    typical = int(np.bincount(counts).argmax()) if len(counts) else 0
-    weighted = counts == typical if typical >= period else np.zeros(len(counts), dtype=bool)
+    # A full window (a close on every day of the lookback) is one weighted sum, a dot product
+    # whose order of additions depends only on the window: the same value whatever the run's
+    # other days, so rerunning one day rewrites the same bytes.
+    weighted = (counts == lookback_days) & (counts >= period)
     if weighted.any():
-        weights = _wilder_weights(typical, period)[::-1]
-        avg_gain[weighted] = np.convolve(gains, weights, "valid")[starts[weighted]]
-        avg_loss[weighted] = np.convolve(losses, weights, "valid")[starts[weighted]]
-    # Windows that begin at the first stored close (a young coin) share their seed: one pass.
+        weights = _wilder_weights(lookback_days, period)
+        avg_gain[weighted] = np.correlate(gains, weights, "valid")[starts[weighted]]
+        avg_loss[weighted] = np.correlate(losses, weights, "valid")[starts[weighted]]
+    # Other windows are smoothed by the recurrence itself, whose additions are the same
+    # whether one pass serves all windows that begin at the first loaded close or not.
     from_first = ~weighted & (counts >= period) & (starts == 0)
     avg_gain[from_first], avg_loss[from_first] = _smoothed_from_first(
         gains, losses, counts[from_first], period

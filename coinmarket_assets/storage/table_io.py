@@ -234,8 +234,12 @@ def read_rows(
     spec: TableSpec,
     first_day: date | None = None,
     end_exclusive: date | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The table's rows by primary key; only those from first_day up to end_exclusive if given."""
+    """The table's rows by primary key; only those from first_day up to end_exclusive if given,
+    and only ``columns`` if given (the server formats and sends nothing else)."""
+    if columns is not None:
+        spec = spec.only(columns)
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(map(sql.Identifier, spec.columns)), sql.Identifier(spec.name)
     )

@@ -1,7 +1,7 @@
 """The data tables the IO manager writes: their columns and types, keys, and write scope."""
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 # Column types as the IO manager loads them into pandas.
 ID = "int64"
@@ -27,6 +27,13 @@ class TableSpec:
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(self.types)
+
+    def only(self, columns: Sequence[str]) -> "TableSpec":
+        """The same table, read as ``columns`` alone (in the table's order)."""
+        unknown = sorted(set(columns) - set(self.types))
+        if unknown:
+            raise KeyError(f"{self.name} has no column {', '.join(unknown)}")
+        return replace(self, types={c: t for c, t in self.types.items() if c in columns})
 
 
 _COIN_DAY = {"coin_id": ID, "ticker": TEXT, "trade_date": DATE}

@@ -71,6 +71,32 @@ def test_rsi_matches_talib_on_young_full_and_gap_spanning_windows_of_one_history
     assert_rolling_matches(_compute_rolling(candles), expected)
 
 
+def test_a_day_computed_alone_equals_the_same_day_of_a_long_run_to_the_last_bit():
+    """A single-day run loads only the day's lookback; its RSI and std dev must be the bytes a
+    backfill stored, for full windows, young coins' windows and windows across a gap."""
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2016-01-01", periods=800, freq="D")
+    kept = np.r_[0:500, 507:800]
+    candles = pd.DataFrame(
+        {
+            "coin_id": 1,
+            "ticker": "X",
+            "trade_date": days[kept],
+            "close": 3 * np.exp(np.cumsum(rng.normal(0, 0.05, len(kept)))),
+        }
+    )
+    whole = _compute_rolling(candles)
+    for day in pd.DatetimeIndex(candles["trade_date"])[[20, 150, 299, 300, 301, 499, 500, 650]]:
+        window = candles[candles["trade_date"] >= day - pd.Timedelta(days=LOOKBACK_DAYS)]
+        window = window[window["trade_date"] <= day]
+        alone = rolling_statistics(
+            window, day, day, rsi_period=14, std_window=14, lookback_days=LOOKBACK_DAYS
+        ).set_index(["coin_id", "trade_date"])
+        values = [alone.loc[(1, day), c] for c in ("rsi", "std_dev")]
+        expected = [whole.loc[(1, day), c] for c in ("rsi", "std_dev")]
+        assert np.array(values).tobytes() == np.array(expected).tobytes(), (day, values, expected)
+
+
 def test_rsi_is_null_before_fifteen_closes_and_on_all_flat_windows():
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-02-20"))
     closes = np.full(len(days), 5.0)
