@@ -28,10 +28,11 @@ check events recorded; run start-up and planning are excluded. Runs execute in t
 over repetitions of (backfill steps) / (one-day steps)."""
 
 LIMITS = """\
-See the per-step breakdown: the one-day steps are dominated by fixed costs per step (the step
-lock and write connections, the csv source reading every coin's whole file, Dagster's events),
-so the ratio measures how much per-day work a backfill adds: rows, and one materialization event
-per day and asset."""
+The one-day steps are fixed costs (the step lock and write connections, the csv source reading
+each coin's whole file, Dagster's step events), so the ratio grows when fixed costs shrink:
+it went from 2.48x to about 2.7x when the one-day run got faster in this session. What a
+backfill adds per day is its rows and one materialization event per day and asset (Dagster's
+bookkeeping, batched by 1,000); the per-step breakdown shows where."""
 
 
 def run(ws: Workspace) -> TargetResult:

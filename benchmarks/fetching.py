@@ -28,7 +28,7 @@ PAGE_DAYS = 10  # days per historical answer, so that each coin takes a dozen pa
 
 METHOD = """\
 The live source (`CoinMarketCapSource.from_env()`, i.e. the data-api client with its default
-2 workers) is configured with `COINMARKET_CMC_RATE_LIMIT=R` and pointed at
+4 workers) is configured with `COINMARKET_CMC_RATE_LIMIT=R` and pointed at
 `coinmarket_assets_tests/cmc_server.py` on loopback, run in a process of its own (so that it
 does not share the client's GIL), serving the benchmark market (real price paths first). One
 repetition resolves the universe from the listing and fetches 120 days of enough coins to last
@@ -39,20 +39,10 @@ window [t, t + 10 s), t at each arrival. Sustained rate: median over repetitions
 the maximum over all of them."""
 
 LIMITS = """\
-Measured on 2026-11-28 against R = 50/s (R = 5/s holds). Two causes, each worth about half of
-the gap. (1) The limiter: `coinmarket_assets/sources/coinmarketcap/client.py::per_second_limiter`
-is pyrate-limiter's `Rate(1, ceil(1000 / R) ms)` with `buffer_ms=1`; it counts whole
-milliseconds and adds the buffer to every wait, so even with no HTTP at all two threads acquire
-only 45.4 per second at R = 50 (median gap 22.2 ms for a 20 ms spacing); and because it books a
-waiter's timestamp as "planned wake-up" rather than the real time, two acquisitions were seen
-7 ms apart. (2) Two workers: at 50/s each worker has 40 ms for its request, the JSON decoding
-and its share of the limiter; on this loaded 2-core machine that is often not enough. A
-prototype with a monotonic pacer (one lock and the float time of the last request; each request
-sleeps until last + 1 / R, then records its own start) and 4 workers sustained 49.1/s with at
-most 494 requests in any 10 s (pyrate-limiter with 4 workers: 44.4/s; pacer with 2: 44.5/s).
-Fix: replace `per_second_limiter` with such a pacer in `client.py` and raise the default of
-`COINMARKET_CMC_WORKERS` (`coinmarketcap/settings.py::ClientSettings.max_workers`) to 4, or size
-it from the rate; the lock keeps every worker inside the limit."""
+The client spaces requests with pyrate-limiter: one per 1 / R seconds up to 10/s, above that
+R / 10 per 100 ms window (the window's millisecond rounding keeps it under R), with 4 workers by
+default so that a slow answer does not leave the budget unused. The last percent below R is
+the first request's start and the JSON decoding between requests on this 2-core machine."""
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def _section(result: TargetResult) -> list[str]:
         lines += ["Commands:", "", "```sh", *result.commands, "```", ""]
     for detail in result.details:
         lines += [detail, ""]
-    if not result.passed and result.limits:
+    if result.limits:
         lines += ["**What limits it.** " + " ".join(result.limits.split("\n")), ""]
     if result.profile:
         lines += ["Profile (`--profile`):", "", "```", result.profile, "```", ""]

@@ -42,29 +42,29 @@ MAX_RATIO = 4.0
 SAMPLE_SECONDS = 0.05
 
 METHOD = """\
-One `dagster asset materialize` of the five partitioned assets over the 8 years ending
-2026-04-14, a real CLI subprocess on a DAGSTER_HOME with the project's `dagster.yaml` (runs and
-events in PostgreSQL, the default multiprocess executor), into an empty migrated database. The
-run's time is the wall time of the command, from start to exit (start-up included: it is what a
-user waits for). Peak memory is the largest sum of RSS over the command's whole process tree
-(the CLI, the run and every step process), sampled every 50 ms with psutil; shared pages are
+One `dagster asset materialize` of the five partitioned assets over the 8 years ending 2026-04-14,
+a real CLI subprocess on a DAGSTER_HOME with the project's `dagster.yaml` (runs and events in
+PostgreSQL) and executor (step processes forked from a fork server), into an empty migrated
+database. The run's time is the wall time of the command, from start to exit (start-up included: it
+is what a user waits for). Peak memory is the largest sum of RSS over the command's whole process
+tree (the CLI, the run and every step process), sampled every 50 ms with psutil; shared pages are
 counted in every process, so the figure errs high. The floor, measured right after in the same
 database: each of the five tables' stored rows, dumped to CSV bytes beforehand, COPYed into an
 empty `LIKE ... INCLUDING ALL` twin (same primary keys and indexes), one transaction per table,
 times summed. One repetition, as the issue asks."""
 
 LIMITS = """\
-Profiled on 2026-11-28 (`--profile`: py-spy over the whole process tree, and the run's events),
-then fixed: planned-materialization events are written once per asset for the run's range
-instead of once per day and asset (about 18 s of 14,610 single INSERTs), rows are serialised for
-COPY by Arrow instead of `DataFrame.to_csv`, a first write of fetched days goes straight into the
-table instead of through a staging merge, and validation formats labels only for bad rows. That
-took this run from 97.8 s (10.6x) to about 55 s (6.1x). Still to do, in the order of the last
-profile: (1) reads: `read_rows` + `_parse` parse COPY's CSV output with pandas (a binary COPY
-out, or `read_csv(engine="pyarrow")`); (2) the derived tables' writes still serialise through
-CSV text (a binary COPY would skip float formatting); (3) fixed costs: the CLI's start-up and
-each step's process start-up (1.5 to 2 s each, 6 steps, 2 at a time) plus the import cost of
-target 6 in every step process. Not re-profiled after the fixes."""
+Profiled on 2026-11-28 with `--profile` (py-spy over the process tree), then fixed in turn:
+97.8 s (10.6x) with stock Dagster events and pandas CSV; 55 s after batched planned
+materializations, Arrow serialisation and a direct first write; 49.6 s with step processes
+forked from a server that preloaded the step modules (`execution.py`: start-up 1.1-1.4 s to
+0.6 s per step); 44.8 s with the eleven planned checks' rows (one per day: 32,000) written from
+one serialised event (`CoinmarketEventLogStorage`); 32.3 s with queued chunked COPY, Arrow
+parsing of the csv files, the RSI's full windows as weighted sums and the uniqueness check
+answered by the primary key; 29.6 s with the statistics reading only the closes. What is left:
+the five COPYs themselves (the floor), reading 1.5M rows back per derived step (COPY out is
+delivered a row at a time), and Dagster's 14,610 materialization events, about a second of
+CPU per step."""
 
 
 def run(ws: Workspace) -> TargetResult:

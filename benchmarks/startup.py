@@ -22,19 +22,12 @@ The extra imports are listed from one `python -X importtime` run: the top-level 
 `coinmarket_assets.definitions` imports and `dagster` does not, by cumulative time."""
 
 LIMITS = """\
-Measured on 2026-11-28: `import dagster` does not import pandas, numpy or psycopg; the code
-location does, at module top level, through nearly every module it loads (assets, IO manager,
-`storage/database.py`, `storage/locks.py`, sources, compute), so the extra packages listed below
-(numpy, psycopg, pandas and pandas' pyarrow, about 0.4 s) are paid by every run, every step
-process and the UI. Fix: import pandas, numpy, psycopg and requests inside the functions that
-use them (`storage/io_manager.py`, `storage/table_io.py`, `storage/database.py`,
-`storage/locks.py`, `sources/*`, `compute/*`, `assets/*`), and drop the `pd.DataFrame`
-annotations from the asset functions' signatures (Dagster resolves those annotations when the
-definitions load, so they would import pandas again), keeping them under
-`typing.TYPE_CHECKING` elsewhere. Verified since: an annotation imported only under
-`typing.TYPE_CHECKING` makes Dagster fail to load the asset ("Failed to resolve type annotation"),
-so the asset signatures need a runtime alias that does not import pandas (e.g. `Any` under a
-name of the project's), which is the refactor left for the next session."""
+Loading the code location imports Dagster plus the project's light modules: asset functions
+import pandas, numpy, pyarrow, psycopg and matplotlib (through `compute/` and `storage/`) in
+their bodies, the IO manager imports `table_io` on its first read or write, and asset
+signatures name `Frame` (Dagster resolves them at load; `pandas.DataFrame` would import
+pandas). `coinmarket_assets_tests/test_definitions.py` fails if any of them comes back. The
+remaining extra is tenacity and the definitions themselves. Before (2026-11-28): 2.10x."""
 
 
 def import_command(module: str) -> list[str]:

@@ -39,20 +39,13 @@ COPY seconds / IO manager seconds (equal rows, so the throughput ratio). The rew
 (the same rows written again over stored days) is context, not a target."""
 
 LIMITS = """\
-Profiled on 2026-11-28 (`--profile`, 1M rows, 13.1 s): 11.0 s are spent in
-`coinmarket_assets/storage/table_io.py::_copy_in` turning the frame into CSV text before
-PostgreSQL sees a byte: `DataFrame.to_csv` 5.8 s (3.1 s of it formatting the six float columns
-with repr), `Series.dt.strftime` 3.7 s (`fetched_at`, one timestamp repeated on every row, and
-`trade_date`), and the COPY of the 176 MB of text into a temporary staging table 1.4 s. Then
-`_merge_fetched` copies the staging table into the real one (`INSERT ... SELECT`) and counts
-revisions, 2.0 s, so every row is written twice where the floor writes it once (2.8 s). Fixes,
-both in `table_io.py`: (1) `_copy_in`: COPY in binary format, built with numpy as fixed-width
-big-endian columns (text columns grouped by byte length), which needs no float or date
-formatting; measured in a prototype at 1.0 s to build and 1.9 s to COPY 1M rows, against
-8.6 s + 3.0 s for CSV; (2) `_merge_fetched`: when no stored row falls in the write scope (a first
-backfill; one indexed `EXISTS` on the day window), COPY straight into the table as the derived
-tables do, skipping staging, the revision count and the `INSERT ... SELECT`. Together they
-would put the write near an estimated 3 s, about 0.9x of the CSV floor."""
+The IO manager's first write is the bare COPY plus the day-window delete, an indexed `EXISTS`
+probe (nothing stored: no staging, no revision count) and serialisation. Arrow serialises the
+rows in chunks of 50,000 while psycopg's queued writer thread sends the previous chunk, so
+serialising overlaps the server's parsing and indexing; what is left is the chunks' extra
+round trips. Before (2026-11-28): one 176 MB CSV buffer made before the COPY, 0.63x. The
+rewrite of stored days (context figure) merges through a staging table to count revised
+candles, so it writes every row twice."""
 
 
 def run(ws: Workspace) -> TargetResult:

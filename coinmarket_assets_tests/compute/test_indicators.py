@@ -53,20 +53,25 @@ def test_rsi_window_spans_300_calendar_days_across_long_histories():
     assert_rolling_matches(_compute_rolling(candles, rsi_period=9, std_window=21), expected)
 
 
-def test_rsi_matches_talib_on_young_full_and_gap_spanning_windows_of_one_history():
-    """A coin's first 300 days (windows from its first close), full 300-change windows and
-    windows across a 10-day gap are each computed their own way; all must equal TA-Lib."""
-    rng = np.random.default_rng(11)
-    days = pd.date_range("2016-01-01", periods=1000, freq="D")
-    kept = np.r_[0:600, 610:1000]
-    candles = pd.DataFrame(
+def _walk_with_a_gap(seed: int, days: int, gap: tuple[int, int]) -> pd.DataFrame:
+    """One coin's daily closes from 2016-01-01, a random walk, without the days in ``gap``."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2016-01-01", periods=days, freq="D")
+    kept = np.r_[0 : gap[0], gap[1] : days]
+    return pd.DataFrame(
         {
             "coin_id": 1,
             "ticker": "X",
-            "trade_date": days[kept],
-            "close": 50 * np.exp(np.cumsum(rng.normal(0, 0.04, len(kept)))),
+            "trade_date": dates[kept],
+            "close": 20 * np.exp(np.cumsum(rng.normal(0, 0.05, len(kept)))),
         }
     )
+
+
+def test_rsi_matches_talib_on_young_full_and_gap_spanning_windows_of_one_history():
+    """A coin's first 300 days (windows from its first close), full 300-change windows and
+    windows across a 10-day gap are each computed their own way; all must equal TA-Lib."""
+    candles = _walk_with_a_gap(seed=11, days=1000, gap=(600, 610))
     expected = rolling_reference(candles, pd.DatetimeIndex(candles["trade_date"]))
     assert_rolling_matches(_compute_rolling(candles), expected)
 
@@ -74,17 +79,7 @@ def test_rsi_matches_talib_on_young_full_and_gap_spanning_windows_of_one_history
 def test_a_day_computed_alone_equals_the_same_day_of_a_long_run_to_the_last_bit():
     """A single-day run loads only the day's lookback; its RSI and std dev must be the bytes a
     backfill stored, for full windows, young coins' windows and windows across a gap."""
-    rng = np.random.default_rng(5)
-    days = pd.date_range("2016-01-01", periods=800, freq="D")
-    kept = np.r_[0:500, 507:800]
-    candles = pd.DataFrame(
-        {
-            "coin_id": 1,
-            "ticker": "X",
-            "trade_date": days[kept],
-            "close": 3 * np.exp(np.cumsum(rng.normal(0, 0.05, len(kept)))),
-        }
-    )
+    candles = _walk_with_a_gap(seed=5, days=800, gap=(500, 507))
     whole = _compute_rolling(candles)
     for day in pd.DatetimeIndex(candles["trade_date"])[[20, 150, 299, 300, 301, 499, 500, 650]]:
         window = candles[candles["trade_date"] >= day - pd.Timedelta(days=LOOKBACK_DAYS)]

@@ -6,7 +6,9 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     DagsterInstance,
+    ExecuteInProcessResult,
     build_init_resource_context,
     build_input_context,
     build_output_context,
@@ -81,6 +83,16 @@ def test_a_step_that_fails_before_writing_releases_its_lock_at_teardown(database
     _write(next_run, _status(2.0))
 
 
+def _materialize_one_day(asset: AssetsDefinition, url: str) -> ExecuteInProcessResult:
+    return materialize(
+        [asset],
+        partition_key="2020-01-02",
+        resources={"postgres_io_manager": PostgresIOManager(url=url)},
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
 def test_a_write_error_that_would_repeat_fails_the_step_without_retries(database_url: str):
     """Rows outside the run's days are refused by the IO manager; the step's retry policy must
     not run the step (and its source calls) again for that."""
@@ -93,13 +105,7 @@ def test_a_write_error_that_would_repeat_fails_the_step_without_retries(database
             {"coin_id": [1], "trade_date": [pd.Timestamp("1999-01-01")], "period_return": [0.1]}
         )
 
-    result = materialize(
-        [misdated],
-        partition_key="2020-01-02",
-        resources={"postgres_io_manager": PostgresIOManager(url=database_url)},
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    result = _materialize_one_day(misdated, database_url)
     assert not result.success
     assert calls == ["2020-01-02"]
     assert "outside the partitions being written" in failure_messages(result)
@@ -112,12 +118,6 @@ def test_an_output_that_is_not_a_dataframe_fails_naming_the_table_and_type(datab
     def not_a_frame() -> dict[str, list[int]]:
         return {"coin_id": [1]}
 
-    result = materialize(
-        [not_a_frame],
-        partition_key="2020-01-02",
-        resources={"postgres_io_manager": PostgresIOManager(url=database_url)},
-        instance=DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    result = _materialize_one_day(not_a_frame, database_url)
     assert not result.success
     assert "Asset period_returns returned dict" in failure_messages(result)
