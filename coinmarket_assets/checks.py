@@ -8,6 +8,7 @@ psycopg is imported by the functions that compose SQL: the specs load with the c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -399,3 +400,15 @@ def evaluate(
             **outcome.details,
         },
     )
+
+
+# A check to evaluate: its name, its severity, and the query it runs.
+Evaluation = tuple[str, AssetCheckSeverity, Callable[["psycopg.Connection"], CheckOutcome]]
+
+
+def evaluate_all(evaluations: Sequence[Evaluation]) -> list[AssetCheckResult]:
+    """``evaluate`` each, at the same time on connections of their own (the server works on
+    one while it waits for another), results in the order given."""
+    with ThreadPoolExecutor(max_workers=len(evaluations) or 1) as pool:
+        futures = [pool.submit(evaluate, *evaluation) for evaluation in evaluations]
+        return [future.result() for future in futures]

@@ -101,16 +101,17 @@ def _stored_candle_checks(
 ) -> Iterator[AssetCheckResult]:
     """The checks of the stored candles of the run's days and coins."""
     window = (first_day, last_day, coin_ids)
-    yield checks.evaluate(
-        checks.OHLC_SANE, AssetCheckSeverity.ERROR, lambda c: checks.ohlc_problems(c, *window)
-    )
-    yield checks.evaluate(
-        checks.NO_MISSING_DAYS, AssetCheckSeverity.WARN, lambda c: checks.missing_days(c, *window)
-    )
-    yield checks.evaluate(
-        checks.ONE_ROW_PER_COIN_AND_DAY,
-        AssetCheckSeverity.ERROR,
-        lambda c: checks.duplicate_coin_days(c, "historical_trade_data", *window),
+    error, warn = AssetCheckSeverity.ERROR, AssetCheckSeverity.WARN
+    yield from checks.evaluate_all(
+        [
+            (checks.OHLC_SANE, error, lambda c: checks.ohlc_problems(c, *window)),
+            (checks.NO_MISSING_DAYS, warn, lambda c: checks.missing_days(c, *window)),
+            (
+                checks.ONE_ROW_PER_COIN_AND_DAY,
+                error,
+                lambda c: checks.duplicate_coin_days(c, "historical_trade_data", *window),
+            ),
+        ]
     )
 
 

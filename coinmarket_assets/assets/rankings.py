@@ -56,17 +56,26 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
         yield Output(ranked, metadata={"settings": MetadataValue.json(settings.as_metadata())})
         # The IO manager committed the run's days when the output was yielded.
         first_day, last_day = run_days(context)
-        yield checks.evaluate(
-            checks.CONSISTENT_WITH_RETURNS,
-            AssetCheckSeverity.ERROR,
-            lambda conn: checks.ranking_mismatches(
-                conn, name, first_day, last_day, settings.rank_size, highest_first=highest_first
-            ),
-        )
-        yield checks.evaluate(
-            checks.ONE_ROW_PER_COIN_AND_DAY,
-            AssetCheckSeverity.ERROR,
-            lambda conn: checks.duplicate_coin_days(conn, name, first_day, last_day),
+        yield from checks.evaluate_all(
+            [
+                (
+                    checks.CONSISTENT_WITH_RETURNS,
+                    AssetCheckSeverity.ERROR,
+                    lambda conn: checks.ranking_mismatches(
+                        conn,
+                        name,
+                        first_day,
+                        last_day,
+                        settings.rank_size,
+                        highest_first=highest_first,
+                    ),
+                ),
+                (
+                    checks.ONE_ROW_PER_COIN_AND_DAY,
+                    AssetCheckSeverity.ERROR,
+                    lambda conn: checks.duplicate_coin_days(conn, name, first_day, last_day),
+                ),
+            ]
         )
 
     return ranking
