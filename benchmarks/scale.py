@@ -61,7 +61,8 @@ forked from a server that preloaded the step modules (`execution.py`: start-up 1
 0.6 s per step); 44.8 s with the eleven planned checks' rows (one per day: 32,000) written from
 one serialised event (`CoinmarketEventLogStorage`); 32.3 s with queued chunked COPY, Arrow
 parsing of the csv files, the RSI's full windows as weighted sums and the uniqueness check
-answered by the primary key; 29.6 s with the statistics reading only the closes. What is left:
+answered by the primary key; 29.6-31 s with the statistics reading only the closes, Dagster's
+storage preloaded by the fork server and each step's checks run side by side. What is left:
 the five COPYs themselves (the floor), reading 1.5M rows back per derived step (COPY out is
 delivered a row at a time), and Dagster's 14,610 materialization events, about a second of
 CPU per step."""
