@@ -5,11 +5,14 @@ Input frames hold one row per coin and stored day: ``coin_id``, ``ticker``, ``tr
 never filled.
 """
 
+from typing import TypeVar
+
 import numpy as np
 import pandas as pd
 
 ROLLING_COLUMNS = ["coin_id", "ticker", "trade_date", "rsi", "std_dev"]
 RETURN_COLUMNS = ["coin_id", "ticker", "trade_date", "period_return"]
+_Number = TypeVar("_Number", float, np.ndarray)
 
 
 def wilder_rsi(
@@ -74,13 +77,8 @@ def _smoothed_from_first(
     avg_gain = avg_loss = 0.0
     pairs = zip(gains[:steps].tolist(), losses[:steps].tolist(), strict=True)
     for step, (gain, loss) in enumerate(pairs):
-        if step < period:
-            avg_gain, avg_loss = avg_gain + gain, avg_loss + loss
-            if step == period - 1:
-                avg_gain, avg_loss = avg_gain / period, avg_loss / period
-        else:
-            avg_gain = (avg_gain * (period - 1) + gain) / period
-            avg_loss = (avg_loss * (period - 1) + loss) / period
+        avg_gain = _smoothed(avg_gain, gain, step, period)
+        avg_loss = _smoothed(avg_loss, loss, step, period)
         gain_after[step + 1], loss_after[step + 1] = avg_gain, avg_loss
     return gain_after[counts], loss_after[counts]
 
@@ -94,15 +92,20 @@ def _smoothed_stepwise(
         active = step < counts
         index = np.where(active, starts + step, 0)
         gain, loss = gains[index], losses[index]
-        if step < period:
-            avg_gain = np.where(active, avg_gain + gain, avg_gain)
-            avg_loss = np.where(active, avg_loss + loss, avg_loss)
-            if step == period - 1:
-                avg_gain, avg_loss = avg_gain / period, avg_loss / period
-        else:
-            avg_gain = np.where(active, (avg_gain * (period - 1) + gain) / period, avg_gain)
-            avg_loss = np.where(active, (avg_loss * (period - 1) + loss) / period, avg_loss)
+        avg_gain = np.where(active, _smoothed(avg_gain, gain, step, period), avg_gain)
+        avg_loss = np.where(active, _smoothed(avg_loss, loss, step, period), avg_loss)
     return avg_gain, avg_loss
+
+
+def _smoothed(average: _Number, change: _Number, step: int, period: int) -> _Number:
+    """Wilder's average after the change at ``step`` (from 0) of a window: the first ``period``
+    changes are summed and their mean seeds it, then ``(avg * (period - 1) + x) / period``.
+    The one definition both recurrences use, so that they give the same bits."""
+    if step < period - 1:
+        return average + change
+    if step == period - 1:
+        return (average + change) / period
+    return (average * (period - 1) + change) / period
 
 
 def trailing_std(
