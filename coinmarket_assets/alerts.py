@@ -3,8 +3,12 @@
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from dagster import DagsterEvent, DagsterRun
+
+from coinmarket_assets.masking import mask
+from coinmarket_assets.settings import SettingsError
 
 ALERT_WEBHOOK_ENV = "COINMARKET_ALERT_WEBHOOK"
 UI_URL_ENV = "COINMARKET_UI_URL"
@@ -18,14 +22,25 @@ class Log(Protocol):
     def warning(self, msg: str) -> None: ...
 
 
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def alert_webhook() -> str | None:
     """The webhook URL, a secret: it goes into requests only, never into a log or message."""
-    return os.environ.get(ALERT_WEBHOOK_ENV, "").strip() or None
+    webhook = os.environ.get(ALERT_WEBHOOK_ENV, "").strip() or None
+    if webhook is not None and not _is_http_url(webhook):
+        raise SettingsError(f"{ALERT_WEBHOOK_ENV} must be an http:// or https:// URL")
+    return webhook
 
 
 def ui_url() -> str:
     """The Dagster UI's base URL, for links in messages."""
-    return (os.environ.get(UI_URL_ENV, "").strip() or DEFAULT_UI_URL).rstrip("/")
+    url = (os.environ.get(UI_URL_ENV, "").strip() or DEFAULT_UI_URL).rstrip("/")
+    if not _is_http_url(url):
+        raise SettingsError(f"{UI_URL_ENV} must be an http:// or https:// URL, not {url!r}")
+    return url
 
 
 def run_days(tags: Mapping[str, str]) -> str | None:
@@ -65,7 +80,8 @@ def failure_message(
     run_failure: DagsterEvent | None = None,
     base_url: str | None = None,
 ) -> str:
-    """A few lines: job, days, failed steps, the first error and a link to the run."""
+    """A few lines: job, days, failed steps, the first error and a link to the run; every known
+    secret masked."""
     lines = [f"Dagster run failed: {run.job_name}"]
     days = run_days(run.tags)
     if days:
@@ -73,9 +89,10 @@ def failure_message(
     steps = sorted({event.step_key for event in step_failures if event.step_key})
     if steps:
         lines.append(f"Failed steps: {', '.join(steps)}")
-    lines.append(f"Error: {_shortened(first_error(step_failures, run_failure))}")
+    # Masked before shortening, which could otherwise cut a secret and leave a piece of it.
+    lines.append(f"Error: {_shortened(mask(first_error(step_failures, run_failure)))}")
     lines.append(f"{base_url or ui_url()}/runs/{run.run_id}")
-    return "\n".join(lines)
+    return mask("\n".join(lines))
 
 
 def post_alert(webhook: str, text: str, log: Log) -> bool:
@@ -84,7 +101,9 @@ def post_alert(webhook: str, text: str, log: Log) -> bool:
     import requests  # only when a run failed: the sensors' module stays quick to load
 
     try:
-        response = requests.post(webhook, json={"text": text}, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        response = requests.post(
+            webhook, json={"text": mask(text)}, timeout=WEBHOOK_TIMEOUT_SECONDS
+        )
     except requests.RequestException as error:
         log.warning(f"The alert webhook could not be reached ({type(error).__name__})")
         return False

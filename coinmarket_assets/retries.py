@@ -8,6 +8,7 @@ from typing import Any
 
 from dagster import Backoff, DagsterError, Failure, Jitter, RetryPolicy, RetryRequested
 
+from coinmarket_assets.masking import mask
 from coinmarket_assets.storage.database import is_lost_connection
 
 # A step that failed for a transient reason (the database or the network went away for longer
@@ -44,7 +45,7 @@ def no_retry_unless_transient() -> Iterator[None]:
         # Bad data, unknown tickers, invalid settings and bugs fail the same way on every
         # attempt; Dagster skips the retry policy for a Failure that disallows retries.
         raise Failure(
-            description=f"{type(error).__name__}: {error}", allow_retries=False
+            description=mask(f"{type(error).__name__}: {error}"), allow_retries=False
         ) from error
 
 

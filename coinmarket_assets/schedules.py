@@ -7,6 +7,7 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     AssetSelection,
+    DagsterInvalidDefinitionError,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -16,9 +17,11 @@ from dagster import (
     schedule,
 )
 
-from coinmarket_assets.settings import env_value, load_settings
+from coinmarket_assets.settings import SettingsError, env_value, load_settings
 
 SCHEDULE_ENABLED_ENV = "COINMARKET_SCHEDULE_ENABLED"
+SCHEDULE_CRON_ENV = "COINMARKET_SCHEDULE_CRON"
+DEFAULT_CRON = "30 0 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 _FLAGS = dict.fromkeys(("true", "yes", "on", "1"), True) | dict.fromkeys(
@@ -59,6 +62,20 @@ def env_flag(name: str, default: bool, env: dict[str, str] | None = None) -> boo
     return env_value(env, name, default, _parse_flag, "true or false")
 
 
+def schedule_cron(env: dict[str, str] | None = None) -> str:
+    """The daily run's cron expression (``COINMARKET_SCHEDULE_CRON``, UTC), checked as Dagster
+    checks it, so that a bad value fails naming the variable."""
+    env = dict(os.environ if env is None else env)
+    cron = env.get(SCHEDULE_CRON_ENV, "").strip() or DEFAULT_CRON
+    try:
+        ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except DagsterInvalidDefinitionError:
+        raise SettingsError(
+            f"{SCHEDULE_CRON_ENV} must be a cron expression like {DEFAULT_CRON!r}, not {cron!r}"
+        ) from None
+    return cron
+
+
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
     """The tags that make a run materialize the days first..last (ISO dates) in one run."""
     return {RANGE_START_TAG: first, RANGE_END_TAG: last}
@@ -75,7 +92,7 @@ SCHEDULE_DEFAULT_STATUS = (
 
 @schedule(
     job=daily_market_job,
-    cron_schedule=os.environ.get("COINMARKET_SCHEDULE_CRON", "30 0 * * *"),
+    cron_schedule=schedule_cron(),
     execution_timezone="UTC",
     default_status=SCHEDULE_DEFAULT_STATUS,
     description="One run for the day that just ended and the COINMARKET_RESYNC_DAYS before it "

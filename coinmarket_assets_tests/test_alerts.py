@@ -1,12 +1,21 @@
 """The failure alert's message, and posting it to a webhook over a real loopback socket."""
 
+import json
 import logging
 import socket
 
 import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, Failure, job, op
 
-from coinmarket_assets.alerts import failure_message, post_alert
+from coinmarket_assets.alerts import alert_webhook, failure_message, post_alert, ui_url
+from coinmarket_assets.settings import SettingsError
+from coinmarket_assets_tests.hostile_secrets import (
+    API_KEY,
+    API_KEY_AS_CONFIGURED,
+    DB_PASSWORD,
+    leaks,
+    with_password,
+)
 from coinmarket_assets_tests.webhook_receiver import WEBHOOK_PATH, webhook_receiver
 
 log = logging.getLogger("coinmarket_assets_tests.alerts")
@@ -108,3 +117,42 @@ def test_an_unreachable_webhook_is_logged_without_its_url(caplog: pytest.LogCapt
     assert not post_alert(url, "Dagster run failed: x", log)
     assert "The alert webhook could not be reached (ConnectionError)" in caplog.text
     assert "secret-token" not in caplog.text
+
+
+def test_secrets_in_the_error_are_masked_in_the_message_and_the_posted_alert(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The run here is stored by an ephemeral instance, which masks nothing: the alert itself
+    masks. The secret sits past the shortening point, where a cut would leave a piece."""
+    with webhook_receiver() as receiver:
+        monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", receiver.url)
+        monkeypatch.setenv("COINMARKET_CMC_API_KEY", API_KEY_AS_CONFIGURED)
+        monkeypatch.setenv(
+            "COINMARKET_DATABASE_URL", with_password("postgresql://u@db/x", DB_PASSWORD)
+        )
+        # The key straddles the cut at 500 characters: its first 14 would be left.
+        error = ValueError(f"{'x' * 470} {API_KEY} {DB_PASSWORD} {API_KEY_AS_CONFIGURED!r}")
+        message = _message(_failed_run(error))
+        assert post_alert(receiver.url, f"{message} {receiver.url}", log)
+    assert "Error: ValueError: xxx" in message
+    assert leaks(message) == []
+    assert leaks(json.dumps(receiver.received)) == []
+    assert "secret-token" not in json.dumps(receiver.received)  # the webhook's own path
+
+
+@pytest.mark.parametrize("value", ["hooks.slack.com/services/x", "ftp://hooks.example.com/x"])
+def test_a_webhook_that_is_not_an_http_url_fails_without_showing_it(
+    value: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", value)
+    with pytest.raises(SettingsError) as refused:
+        alert_webhook()
+    assert str(refused.value) == "COINMARKET_ALERT_WEBHOOK must be an http:// or https:// URL"
+
+
+def test_a_ui_url_that_is_not_an_http_url_fails_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("COINMARKET_UI_URL", "dagster.example.com")
+    with pytest.raises(SettingsError, match="COINMARKET_UI_URL must be an http"):
+        ui_url()

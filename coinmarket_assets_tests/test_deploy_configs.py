@@ -3,6 +3,7 @@ run retries and each run launcher, its class resolved and its configuration vali
 COINMARKET_BACKFILL_CHUNK_DAYS turns every partitioned asset's backfill into chunked runs."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,11 +19,13 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_docker import DockerRunLauncher
 from dagster_k8s import K8sRunLauncher
 
+from coinmarket_assets.masking import SECRET_VARIABLES
 from coinmarket_assets.storage.dagster_instance import CoinmarketDagsterStorage
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import read_table
 
 PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE = PROJECT / "coinmarket_assets"
 VARIANTS = {
     "local": PROJECT / "dagster.yaml",
     "external-postgres": PROJECT / "deploy" / "dagster.external-postgres.yaml",
@@ -104,6 +107,41 @@ def test_the_k8s_variant_starts_runs_as_jobs_with_credentials_from_a_secret(load
     assert "COINMARKET_DATABASE_URL" not in passed  # from the Secret
     assert {"COINMARKET_SOURCE", "COINMARKET_TICKERS", "COINMARKET_RETURN_DAYS"} <= set(passed)
     assert all("=" not in variable for variable in passed)
+
+
+def _settings_the_code_reads() -> set[str]:
+    """Every ``COINMARKET_*`` variable named anywhere in the package: a setting added anywhere
+    shows up here without a list to update."""
+    names = set()
+    for module in PACKAGE.rglob("*.py"):
+        names |= set(re.findall(r"COINMARKET_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", module.read_text()))
+    return names
+
+
+SECRETS = {name for name in SECRET_VARIABLES if name.startswith("COINMARKET_")}
+
+
+def test_the_code_reads_the_settings_this_test_knows_as_secrets():
+    assert {
+        "COINMARKET_DATABASE_URL",
+        "COINMARKET_CMC_API_KEY",
+        "COINMARKET_ALERT_WEBHOOK",
+    } == SECRETS
+    assert _settings_the_code_reads() > SECRETS
+
+
+def test_docker_runs_get_every_setting(load_variant):
+    passed = set(_passed_variables(load_variant("docker").run_launcher))
+    assert sorted(_settings_the_code_reads() - passed) == []
+
+
+def test_k8s_runs_get_every_setting_and_the_secrets_from_the_secret(load_variant):
+    launcher = load_variant("k8s").run_launcher
+    text = VARIANTS["k8s"].read_text()
+    secret_keys = set(re.findall(r"--from-literal=(COINMARKET_\w+)=", text))
+    assert secret_keys == SECRETS
+    assert not SECRETS & set(launcher._env_vars)  # never in the Job spec
+    assert sorted(_settings_the_code_reads() - set(launcher._env_vars) - secret_keys) == []
 
 
 def _launcher_config(name: str) -> dict:

@@ -23,7 +23,8 @@ from dagster import (
 
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
-from coinmarket_assets.schedules import daily_market_schedule
+from coinmarket_assets.schedules import daily_market_schedule, schedule_cron
+from coinmarket_assets.settings import SettingsError
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
 
@@ -57,6 +58,17 @@ def test_an_invalid_schedule_switch_fails_naming_it():
     loaded = _in_fresh_process(SCHEDULE_STATUS, COINMARKET_SCHEDULE_ENABLED="sometimes")
     assert loaded.returncode != 0
     assert "COINMARKET_SCHEDULE_ENABLED must be true or false, not 'sometimes'" in loaded.stderr
+
+
+@pytest.mark.parametrize(("value", "cron"), [("", "30 0 * * *"), (" 0 3 * * 1 ", "0 3 * * 1")])
+def test_the_cron_expression_takes_the_default_when_blank(value: str, cron: str):
+    assert schedule_cron({"COINMARKET_SCHEDULE_CRON": value}) == cron
+
+
+@pytest.mark.parametrize("value", ["daily", "61 * * * *", "* * *"])
+def test_an_invalid_cron_expression_fails_naming_the_variable(value: str):
+    with pytest.raises(SettingsError, match="COINMARKET_SCHEDULE_CRON must be a cron expression"):
+        schedule_cron({"COINMARKET_SCHEDULE_CRON": value})
 
 
 def test_the_schedule_requests_the_day_that_ended_and_the_resync_days(monkeypatch):

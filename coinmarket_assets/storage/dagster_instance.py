@@ -1,11 +1,12 @@
 """Dagster's run, event and schedule storage on the project's database, in its own schema."""
 
+import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
-from dagster import EventLogEntry, Field, StringSource
+from dagster import EventLogEntry, Field, StringSource, deserialize_value
 from dagster._core.events import AssetCheckEvaluationPlanned
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
@@ -15,6 +16,7 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine
 from psycopg import sql
 
+from coinmarket_assets.masking import contains_secret, mask_json_strings, secret_forms
 from coinmarket_assets.storage.database import database_url, with_driver, with_options
 from coinmarket_assets.storage.locks import session_lock
 
@@ -66,14 +68,36 @@ def create_schema(url: str, schema: str) -> None:
             ) from error
 
 
+def masked_event(event: EventLogEntry) -> EventLogEntry:
+    """``event`` with every known secret masked wherever it appears: its message, an error's
+    message, cause and context, metadata, tags.
+
+    Serialised and looked up (the secrets' forms include their JSON escapes, once and twice for
+    JSON inside a string); only if found, masked string by string in the parsed JSON.
+    """
+    if not secret_forms():
+        return event
+    serialized = serialize_value(event)
+    if not contains_secret(serialized):
+        return event
+    return deserialize_value(json.dumps(mask_json_strings(json.loads(serialized))), EventLogEntry)
+
+
 class CoinmarketEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres' event log, with a faster record of the checks a ranged run plans.
+    """dagster-postgres' event log that masks secrets in every event it stores, with a faster
+    record of the checks a ranged run plans.
 
     Dagster records a planned check as one row per day of the run, and serialises the same
     event again for each row in one statement of thousands of VALUES: an 8-year run of eleven
     checks spent about 5 s on it before its first step. The rows here are the same, from one
     serialisation, inserted as a batch of the same statement.
     """
+
+    def store_event(self, event: EventLogEntry) -> None:
+        super().store_event(masked_event(event))
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        super().store_event_batch([masked_event(event) for event in events])
 
     def _store_asset_check_evaluation_planned(
         self, event: EventLogEntry, event_id: int | None

@@ -29,7 +29,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 
 class DatabaseNotConfiguredError(RuntimeError):
-    """No database URL was given."""
+    """No usable database URL was given."""
+
+
+class DatabaseUrlError(DatabaseNotConfiguredError):
+    """The database URL is one libpq would misread; the message never quotes it."""
 
 
 def database_url() -> str:
@@ -41,7 +45,42 @@ def database_url() -> str:
             "`coinmarket exec -- ...` (they run an embedded PostgreSQL), or set it to a "
             "libpq URL such as postgresql://user@host:5432/coinmarket."
         )
+    check_url(url)
     return url
+
+
+def _misreading(url: str) -> str | None:
+    """Why libpq would read ``url`` otherwise than written, if it would."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not (
+        scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+")
+    ):
+        return "it must start with postgresql://"
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "it holds a space or a control character"
+    if re.search(r"%(?![0-9A-Fa-f]{2})", url):
+        return "it holds a '%' that does not start a percent-encoded byte"
+    authority, after = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()  # type: ignore[union-attr]
+    if authority.count("@") > 1 or "@" in after:
+        return "its user name or password holds a raw '@', '/', '?' or '#'"
+    try:
+        urlsplit(url).port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        return "its port is not a number (a raw ':' in the host part?)"
+    return None
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL libpq would misread, before it is used: libpq quotes the misread parts
+    (pieces of a password among them) in its errors. The error names the variable, never the
+    value."""
+    reason = _misreading(url)
+    if reason:
+        raise DatabaseUrlError(
+            f"{DATABASE_URL_ENV} cannot be read as written: {reason}. Percent-encode special "
+            "characters in the user name and password ('@' as %40, '%' as %25, '/' as %2F, "
+            "'?' as %3F, '#' as %23, ':' as %3A, a space as %20)."
+        )
 
 
 # Sessions read and write days in UTC, ISO dates, and floats that round-trip exactly,
@@ -53,6 +92,8 @@ def connect(url: str | None = None, **kwargs: object) -> psycopg.Connection:
     """Open a psycopg 3 connection with the project's session settings."""
     import psycopg
 
+    if url:
+        check_url(url)
     conninfo = with_options(url or database_url(), *SESSION_OPTIONS)
     return psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)
 
@@ -121,7 +162,9 @@ def with_options(url: str, *options: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, safe to log."""
-    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+def redact(text: str) -> str:
+    """``text`` with the password of any URL in it, and every known secret, replaced."""
+    from coinmarket_assets.masking import mask
+
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return mask(re.sub(r"([?&]password=)[^&\s]*", r"\1***", text))

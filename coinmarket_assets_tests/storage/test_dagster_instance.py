@@ -26,6 +26,14 @@ from dagster_postgres.event_log import PostgresEventLogStorage
 from sqlalchemy.pool import QueuePool
 
 from coinmarket_assets.definitions import defs
+from coinmarket_assets_tests.hostile_secrets import (
+    API_KEY,
+    API_KEY_AS_CONFIGURED,
+    DB_PASSWORD,
+    WEBHOOK_PATH,
+    leaks,
+    with_password,
+)
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 PROCESSES = 6
@@ -161,3 +169,47 @@ def _planned_check_rows(instance: DagsterInstance, run_id: str) -> list[dict[str
         }
         for row in rows
     ]
+
+
+def _dagster_storage_text(url: str) -> str:
+    """Every row of every table of Dagster's storage, as text."""
+    with psycopg.connect(url) as conn:
+        texts = [
+            conn.execute(
+                psycopg.sql.SQL("SELECT coalesce(string_agg(t::text, ' '), '') FROM {} t").format(
+                    psycopg.sql.Identifier("dagster", table)
+                )
+            ).fetchone()[0]
+            for table in sorted(_tables(url, "dagster"))
+        ]
+    return "\n".join(texts)
+
+
+def test_no_stored_event_holds_a_secret_whatever_its_shape(
+    instance: DagsterInstance, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_DATABASE_URL", with_password(database_url, DB_PASSWORD))
+    monkeypatch.setenv("COINMARKET_CMC_API_KEY", API_KEY_AS_CONFIGURED)
+    monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", f"https://hooks.example.com{WEBHOOK_PATH}")
+
+    @asset(check_specs=[AssetCheckSpec("key_is_valid", asset="leaky_success")])
+    def leaky_success(context: AssetExecutionContext):
+        context.log.info(f"using key {API_KEY!r} and {DB_PASSWORD}")
+        yield Output(1, metadata={"request": f"GET ?key={API_KEY}", "hook": WEBHOOK_PATH})
+        yield AssetCheckResult(passed=False, description=f"{DB_PASSWORD} was refused")
+
+    @asset
+    def leaky_failure() -> None:
+        raise RuntimeError(f"Invalid header value: {API_KEY_AS_CONFIGURED!r}; db {DB_PASSWORD}")
+
+    result = materialize(
+        [leaky_success, leaky_failure],
+        instance=instance,
+        resources={"io_manager": mem_io_manager},
+        raise_on_error=False,
+    )
+    assert not result.success
+    stored = _dagster_storage_text(database_url)
+    assert "Invalid header value: '***'; db ***" in stored  # the failure is stored, masked
+    assert "using key" in stored
+    assert leaks(stored) == []
