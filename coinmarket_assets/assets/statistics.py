@@ -19,7 +19,8 @@ from coinmarket_assets.frames import Frame
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
-from coinmarket_assets.sources.base import stored_universe
+from coinmarket_assets.sources.base import names_all_coins, stored_universe
+from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.io_manager import CoinRows
 
 RETURN_DAYS = load_settings().return_days
@@ -39,13 +40,38 @@ def _lookback(days: int) -> AssetIn:
     )
 
 
-def _universe_candles(candles: Frame, settings: Settings) -> tuple[Frame, list[int]]:
-    """The stored candles of the universe's coins, and their ids.
+def _universe_candles(
+    context: AssetExecutionContext, candles: Frame, settings: Settings
+) -> tuple[Frame, list[int]]:
+    """The stored candles of the universe's coins, and their ids: what the run replaces and checks.
 
-    Statistics are computed from stored data only, so they never need the source.
+    Coins are named by their current names (``_coin_names``), never by the tickers stored on the
+    window's candles, which a renamed coin's older candles keep. Statistics never call the
+    source: with ``ALL``, the universe is every coin with candles in the window.
     """
-    coin_ids = stored_universe(candles, settings.tickers)
+    if names_all_coins(settings.tickers):
+        coin_ids = sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
+    else:
+        coin_ids, unresolved = stored_universe(_coin_names(), settings.tickers)
+        if unresolved:
+            context.log.warning(
+                "COINMARKET_TICKERS entries that name no stored coin, left out: "
+                f"{', '.join(unresolved)}. A coin is named by its currency_status ticker, or "
+                "by its newest stored candle's; materialize currency_status after a rename."
+            )
     return candles[candles["coin_id"].isin(coin_ids)], coin_ids
+
+
+@retry_on_lost_connection
+def _coin_names() -> Frame:
+    """Each coin's current names: currency_status's ticker and slug, and the ticker of its
+    newest stored candle (so coins that currency_status lacks, or is not yet stored for, and a
+    rename fetched before currency_status was updated are named too). A small side query,
+    like the checks'."""
+    from coinmarket_assets.storage.table_io import coin_names
+
+    with connect() as conn:
+        return coin_names(conn)
 
 
 def _unique_spec(asset: str) -> AssetCheckSpec:
@@ -85,7 +111,7 @@ def historical_rolling(
 
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
-    candles, coin_ids = _universe_candles(historical_trade_data, settings)
+    candles, coin_ids = _universe_candles(context, historical_trade_data, settings)
     rolling = rolling_statistics(
         candles,
         pd.Timestamp(first_day),
@@ -123,7 +149,7 @@ def period_returns(
             f"with {RETURN_DAYS}; reload it so that the lookback matches"
         )
     first_day, last_day = run_days(context)
-    candles, coin_ids = _universe_candles(historical_trade_data, settings)
+    candles, coin_ids = _universe_candles(context, historical_trade_data, settings)
     returns = compute_period_returns(
         candles, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
     )

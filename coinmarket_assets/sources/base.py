@@ -106,19 +106,33 @@ def resolve_universe(
     return list(coins.values())
 
 
-def stored_universe(candles: pd.DataFrame, tickers: Sequence[str]) -> list[int]:
-    """The coin ids among stored candles that ``tickers`` name (every coin for ``ALL``).
+def names_all_coins(tickers: Sequence[str]) -> bool:
+    """Whether ``tickers`` is ``ALL`` (the top coins), not a list of coins."""
+    return [t.upper() for t in tickers] == [ALL_COINS]
 
-    A symbol shared by several stored coins takes them all: their statistics are recomputed
-    from stored data, so including one more coin never changes a value.
+
+def stored_universe(names: pd.DataFrame, tickers: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The ids of the coins that ``tickers`` name, and the entries that name none.
+
+    ``names`` holds coins' current names (``coin_id``, ``ticker``, ``slug``), one row per name of
+    a coin; a missing slug matches any. Numeric ids name themselves. A symbol shared by several
+    coins takes them all: their statistics are recomputed from stored data, so including one
+    more coin never makes a value wrong. Not for ``ALL``, which names no coin.
     """
-    if [t.upper() for t in tickers] == [ALL_COINS]:
-        return sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
-    import pandas as pd
-
-    coins = candles[["coin_id", "ticker"]].drop_duplicates()
-    found = pd.concat([_matches(coins, ticker.partition(":")[0]) for ticker in tickers])
-    return sorted(int(coin_id) for coin_id in found["coin_id"].unique())
+    coin_ids: set[int] = set()
+    unresolved = []
+    for entry in tickers:
+        symbol, _, slug = entry.partition(":")
+        if symbol.isdigit() and not slug:
+            coin_ids.add(int(symbol))
+            continue
+        found = names[names["ticker"].str.upper() == symbol.upper()]
+        if slug:
+            found = found[found["slug"].isna() | (found["slug"].str.lower() == slug.lower())]
+        if found.empty:
+            unresolved.append(entry)
+        coin_ids.update(int(coin_id) for coin_id in found["coin_id"])
+    return sorted(coin_ids), unresolved
 
 
 def _matches(ranked: pd.DataFrame, ticker: str) -> pd.DataFrame:

@@ -283,3 +283,40 @@ def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
         if kind == NULLABLE_INT:  # Arrow hands a nullable integer column to pandas as floats
             frame[column] = pd.array(rows[column].to_pylist(), dtype=NULLABLE_INT)
     return frame
+
+
+# currency_status's names of each coin, and the ticker of each stored coin's newest candle (with
+# its currency_status slug, if any): this names coins that currency_status lacks, or knew by an
+# older ticker. The stored coins are found by walking the primary key (one probe per coin), as
+# latest_market does.
+_COIN_NAMES = """
+    WITH RECURSIVE stored (coin_id) AS (
+        (SELECT coin_id FROM historical_trade_data ORDER BY coin_id LIMIT 1)
+        UNION ALL
+        SELECT (
+            SELECT h.coin_id FROM historical_trade_data h
+            WHERE h.coin_id > s.coin_id ORDER BY h.coin_id LIMIT 1
+        )
+        FROM stored s
+        WHERE s.coin_id IS NOT NULL
+    )
+    SELECT coin_id, ticker, slug FROM currency_status
+    UNION
+    SELECT s.coin_id, newest.ticker, m.slug
+    FROM stored s
+    CROSS JOIN LATERAL (
+        SELECT h.ticker FROM historical_trade_data h
+        WHERE h.coin_id = s.coin_id ORDER BY h.trade_date DESC LIMIT 1
+    ) newest
+    LEFT JOIN currency_status m ON m.coin_id = s.coin_id
+    ORDER BY coin_id, ticker
+"""
+
+
+def coin_names(conn: psycopg.Connection) -> pd.DataFrame:
+    """The current names of the coins, one row per name (``coin_id``, ``ticker``, ``slug``):
+    currency_status's, and each stored coin's newest candle ticker; slug NULL where unknown."""
+    rows = conn.execute(_COIN_NAMES).fetchall()
+    return pd.DataFrame(rows, columns=["coin_id", "ticker", "slug"]).astype(
+        {"coin_id": "int64", "ticker": TEXT, "slug": TEXT}
+    )
