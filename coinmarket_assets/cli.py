@@ -27,23 +27,42 @@ from coinmarket_assets.coverage import (
     materialize_command,
 )
 from coinmarket_assets.export import FORMATS, RELATIONS, ExportError, export, export_request
+from coinmarket_assets.processes import (
+    CHILD_STOP_SIGNAL,
+    Stopped,
+    die_with_parent,
+    exit_code,
+    stop_received,
+    stop_signals_call,
+    stop_signals_raise,
+    stops_deferred,
+)
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, SettingsError, load_settings
 from coinmarket_assets.storage.backup import BackupError, backup, restore
 from coinmarket_assets.storage.database import (
     DATABASE_URL_ENV,
     DatabaseNotConfiguredError,
+    check_url,
     connect,
     redact,
 )
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
 from coinmarket_assets.storage.migrations import apply_migrations
+from coinmarket_assets.watchdog import Watchdog
 
 PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 SHUTDOWN_SECONDS = 60
+# Exit codes of a command that could not be started, as a shell reports them.
+COMMAND_NOT_FOUND = 127
+COMMAND_NOT_EXECUTABLE = 126
+
+# Stops what this process started (commands, the embedded server) if it dies without doing so.
+WATCHDOG = Watchdog()
 
 
 def _say(message: str) -> None:
-    print(f"coinmarket: {message}", file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+        print(f"coinmarket: {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -52,26 +71,39 @@ def database_environment() -> Iterator[str]:
     home = coinmarket_home()
     embedded = None
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if not url:
-        embedded = EmbeddedPostgres(home / "postgres")
-        url = embedded.start()
-        _say(f"embedded PostgreSQL running, data in {home / 'postgres'}")
-        os.environ[DATABASE_URL_ENV] = url
-    if not os.environ.get("DAGSTER_HOME"):
-        dagster_home = home / "dagster_home"
-        dagster_home.mkdir(exist_ok=True)
-        shutil.copyfile(PROJECT_DAGSTER_YAML, dagster_home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    if url:
+        check_url(url)  # before any tool (libpq, pg_dump) could quote a misread piece of it
     try:
+        if not url:
+            embedded = EmbeddedPostgres(home / "postgres")
+            WATCHDOG.guard_server(embedded.data_dir)
+            with stops_deferred():  # initdb cut short would leave a data folder that never starts
+                url = embedded.start()
+            _say(f"embedded PostgreSQL running, data in {home / 'postgres'}")
+            os.environ[DATABASE_URL_ENV] = url
+        if not os.environ.get("DAGSTER_HOME"):
+            dagster_home = home / "dagster_home"
+            dagster_home.mkdir(exist_ok=True)
+            shutil.copyfile(PROJECT_DAGSTER_YAML, dagster_home / "dagster.yaml")
+            os.environ["DAGSTER_HOME"] = str(dagster_home)
         yield url
     finally:
         if embedded is not None:
-            stopped = embedded.stop()
-            _say(
-                "embedded PostgreSQL stopped"
-                if stopped
-                else "embedded PostgreSQL left running for another coinmarket process"
-            )
+            _stop_embedded(embedded)
+
+
+def _stop_embedded(embedded: EmbeddedPostgres) -> None:
+    if not embedded.attached:
+        # Stopped while it started: the watchdog releases it once this process exits.
+        return
+    with stops_deferred():
+        stopped = embedded.stop()
+    WATCHDOG.forget_server(embedded.data_dir)
+    _say(
+        "embedded PostgreSQL stopped"
+        if stopped
+        else "embedded PostgreSQL left running for another coinmarket process"
+    )
 
 
 def _migrate(url: str) -> None:
@@ -80,42 +112,70 @@ def _migrate(url: str) -> None:
 
 
 def _run_child(command: Sequence[str]) -> int:
-    """Run ``command`` to completion, passing Ctrl-C and SIGTERM on to it as one SIGINT.
+    """Run ``command`` to completion, passing every stop signal on to it as one SIGINT.
 
     The child runs in its own session, so the signal reaches it exactly once whether it was
     typed in a terminal or sent to this process alone; ``dagster dev`` shuts down cleanly on
-    SIGINT. A child still running a while after that is killed with its whole process group.
+    SIGINT. A child still running a while after that is killed with its whole process group,
+    and so is whatever it leaves running. If this process dies first, even by SIGKILL, the
+    child gets SIGINT from the kernel and the watchdog kills its group.
     """
+    signum = stop_received()
+    if signum is not None:
+        raise Stopped(signum)  # a stop was asked for: start nothing more
     child: subprocess.Popen | None = None
     stop_requested_at: list[float] = []
 
-    def stop_child(*_: object) -> None:
+    def stop_child(_signum: int) -> None:
         stop_requested_at.append(time.monotonic())
         if child is not None:
             with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGINT)
+                child.send_signal(CHILD_STOP_SIGNAL)
 
     # Installed before the child starts: a signal this process ignores (as background jobs do)
     # would stay ignored in the child, and dagster dev would never see Ctrl-C.
-    previous = {sig: signal.signal(sig, stop_child) for sig in (signal.SIGINT, signal.SIGTERM)}
-    child = subprocess.Popen(command, start_new_session=True)
-    try:
-        while True:
-            try:
-                return child.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                if stop_requested_at and time.monotonic() - stop_requested_at[0] > SHUTDOWN_SECONDS:
-                    _kill_group(child)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _kill_group(child)  # whatever the command left running in its session
-        child.wait()
+    with stop_signals_call(stop_child):
+        try:
+            child = _start_child(command)
+        except OSError as error:
+            return _not_started(command[0], error)
+        WATCHDOG.guard_group(child.pid)
+        if stop_requested_at:  # a signal came while it started, before it could be passed on
+            stop_child(CHILD_STOP_SIGNAL)
+        try:
+            return exit_code(_wait(child, stop_requested_at))
+        finally:
+            _kill_group(child)  # whatever the command left running in its session
+            child.wait()
+            WATCHDOG.forget_group(child.pid)
+
+
+def _start_child(command: Sequence[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent())
+
+
+def _wait(child: subprocess.Popen, stop_requested_at: list[float]) -> int:
+    while True:
+        try:
+            return child.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            if stop_requested_at and time.monotonic() - stop_requested_at[0] > SHUTDOWN_SECONDS:
+                _kill_group(child)
 
 
 def _kill_group(child: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
+
+
+def _not_started(program: str, error: OSError) -> int:
+    """Report a command that could not be started as a shell does, with its exit code."""
+    if isinstance(error, FileNotFoundError):
+        reason = error.strerror if os.sep in program else "command not found"
+        _say(f"error: {program}: {reason}")
+        return COMMAND_NOT_FOUND
+    _say(f"error: {program}: {error.strerror}")
+    return COMMAND_NOT_EXECUTABLE
 
 
 def _dagster(*args: str) -> list[str]:
@@ -302,10 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with stop_signals_raise():
+            return args.handler(args)
+    except Stopped as stop:
+        _say(f"stopped by {stop}")
+        return 128 + stop.signum
     except (BackupError, DatabaseNotConfiguredError, SettingsError, psycopg.Error) as error:
         _say(f"error: {redact(str(error))}")
         return 1
+    finally:
+        WATCHDOG.close()
 
 
 if __name__ == "__main__":

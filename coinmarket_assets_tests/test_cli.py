@@ -1,12 +1,10 @@
 """The ``coinmarket`` launcher and Dagster's own CLI, run as subprocesses on a real database."""
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,23 +19,11 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_days,
     materialize_unpartitioned,
 )
+from coinmarket_assets_tests.launcher import BIN, PROJECT
+from coinmarket_assets_tests.launcher import launcher_env as _env
+from coinmarket_assets_tests.launcher import run_launcher as _run
 
-BIN = Path(sys.executable).parent
-PROJECT = Path(__file__).resolve().parents[1]
 ASSET_KEYS = {"currency_status", *PARTITIONED_ASSETS, "ranked_coin_chart"}
-
-
-def _run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args, env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT, check=False
-    )
-
-
-def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    env["COINMARKET_HOME"] = str(tmp_path / "home")
-    env.update(overrides)
-    return env
 
 
 def _count(url: str, query: str) -> int:
@@ -114,6 +100,26 @@ def test_exec_passes_on_the_commands_exit_code(tmp_path: Path, database_url: str
         [str(BIN / "coinmarket"), "exec", "--", "python", "-c", "exit(3)"], _env(tmp_path)
     )
     assert result.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("program", "code", "reason"),
+    [
+        ("no-such-command-here", 127, "command not found"),
+        ("{tmp}/missing/tool", 127, "No such file or directory"),
+        ("{tmp}/not-executable", 126, "Permission denied"),
+    ],
+)
+def test_exec_of_a_command_that_cannot_start_fails_in_one_line_with_the_shells_code(
+    tmp_path: Path, database_url: str, program: str, code: int, reason: str
+):
+    (tmp_path / "not-executable").write_text("#!/bin/sh\necho hello\n")
+    program = program.format(tmp=tmp_path)
+    result = _run([str(BIN / "coinmarket"), "exec", "--", program, "--flag"], _env(tmp_path))
+    assert result.returncode == code, result.stderr
+    error = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert error == [f"coinmarket: error: {program}: {reason}"]
+    assert "Traceback" not in result.stderr
 
 
 def _free_port() -> int:

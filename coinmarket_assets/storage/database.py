@@ -166,5 +166,5 @@ def redact(text: str) -> str:
     """``text`` with the password of any URL in it, and every known secret, replaced."""
     from coinmarket_assets.masking import mask
 
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)
     return mask(re.sub(r"([?&]password=)[^&\s]*", r"\1***", text))

