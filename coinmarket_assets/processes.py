@@ -52,15 +52,23 @@ def _raise_the_first(signum: int, _frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """While the block runs, the first stop signal raises ``Stopped``; later ones are ignored."""
-    _received.clear()
-    previous = {sig: signal.signal(sig, _raise_the_first) for sig in STOP_SIGNALS}
+def _stop_signals_handled_by(
+    handler: Callable[[int, FrameType | None], None],
+) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While the block runs, the first stop signal raises ``Stopped``; later ones are ignored."""
+    _received.clear()
+    with _stop_signals_handled_by(_raise_the_first):
+        yield
 
 
 @contextlib.contextmanager
@@ -71,12 +79,8 @@ def stop_signals_call(handler: Callable[[int], None]) -> Iterator[None]:
         record_stop(signum)
         handler(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
-    try:
+    with _stop_signals_handled_by(on_signal):
         yield
-    finally:
-        for sig, handler_before in previous.items():
-            signal.signal(sig, handler_before)
 
 
 @contextlib.contextmanager

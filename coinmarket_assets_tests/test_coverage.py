@@ -1,9 +1,6 @@
 """``coinmarket coverage``: each coin's stored days and gaps, and ``--fill``, which fetches the
 missing days and recomputes the statistics they touch."""
 
-import os
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -33,10 +30,9 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_unpartitioned,
     read_table,
 )
+from coinmarket_assets_tests.launcher import COINMARKET, launcher_env, run_launcher
 from coinmarket_assets_tests.synthetic import SyntheticMarket
 
-BIN = Path(sys.executable).parent
-PROJECT = Path(__file__).resolve().parents[1]
 BETA = 102
 ALPHA_GAPS = [
     DayRange(date(2020, 2, 10), date(2020, 2, 12)),
@@ -212,17 +208,7 @@ def test_fill_restores_deleted_candles_and_their_statistics_and_names_what_the_s
     materialize_days(FIRST, LAST, selection=STATISTICS_ASSETS)
     assert dump_all(database_url)["historical_rolling"] != complete["historical_rolling"]
 
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    env["COINMARKET_HOME"] = str(tmp_path / "home")
-    result = subprocess.run(
-        [str(BIN / "coinmarket"), "coverage", "--fill"],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_launcher([COINMARKET, "coverage", "--fill"], launcher_env(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 gap(s) to fill in 2 run(s)" in result.stderr
     assert (

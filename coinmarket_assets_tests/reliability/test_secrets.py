@@ -2,7 +2,6 @@
 its compute logs, nor the failure alert, whether runs succeed, retry or fail."""
 
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,7 +11,7 @@ from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_c
 
 from coinmarket_assets.sensors import run_failure_alert
 from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
-from coinmarket_assets_tests.dagster_cli import PROJECT, cli_environment, start_materialize
+from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS
 from coinmarket_assets_tests.hostile_secrets import (
     API_KEY,
@@ -21,6 +20,7 @@ from coinmarket_assets_tests.hostile_secrets import (
     leaks,
     with_password,
 )
+from coinmarket_assets_tests.launcher import COINMARKET, run_launcher
 from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.webhook_receiver import webhook_receiver
 
@@ -29,15 +29,7 @@ RUN_SECONDS = 300
 
 
 def _launcher(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coinmarket_assets.cli", *args],
-        env=env,
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_launcher([COINMARKET, *args], env, timeout=120)
 
 
 def test_migrate_with_a_hostile_password_shows_none_of_it(database_url: str, tmp_path: Path):
