@@ -2,9 +2,10 @@
 
 It serves a ``SyntheticMarket`` through the keyless data-api (``/data-api``) and the Pro API
 (``/pro``) in their wire shapes, and can be told to misbehave the way the real service does:
-HTTP errors with ``Retry-After``, error payloads inside HTTP 200, slow, truncated or malformed
-answers, duplicate symbols, missing, duplicated, revised, corrupt or unpublished days, quotes
-outside the requested range and the cap on days per historical call.
+HTTP errors with ``Retry-After`` (seconds, dates or garbage), error payloads inside HTTP 200,
+slow, truncated or malformed answers, duplicate symbols, ranks that shift between listing pages,
+missing, duplicated, revised, corrupt or unpublished days, quotes outside the requested range and
+the cap on days per historical call.
 
 Choices where the real API is undocumented:
 
@@ -39,6 +40,7 @@ USD_CONVERT_ID = "2781"
 DATA_API_PREFIX = "/data-api"
 PRO_API_PREFIX = "/pro"
 PRO_KEY_HEADER = "X-CMC_PRO_API_KEY"
+LISTING_PAGES = "/cryptocurrency/listing"  # in the paths of both APIs' paged listings
 CLOUDFLARE_PAGE = (
     "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
     "<body><h1>Sorry, you have been blocked</h1></body></html>"
@@ -242,14 +244,15 @@ class FakeCoinMarketCap:
     # ``path``, then stops. Requests refused for their User-Agent do not consume faults.
 
     def fail_next(
-        self, n: int, status: int = 429, retry_after: float | None = None, path: str = ""
+        self, n: int, status: int = 429, retry_after: float | str | None = None, path: str = ""
     ) -> None:
         """Answer HTTP ``status`` with a JSON status body, and ``Retry-After`` when given.
 
-        ``retry_after`` is sent as an integer when whole, else as a decimal (e.g. "0.2") so
-        tests can stay fast; clients should parse it as a float.
+        A number is sent as an integer when whole, else as a decimal (e.g. "0.2") so tests can
+        stay fast; clients should parse it as a float. A string is sent as it is: an HTTP date,
+        "inf", "-5", "soon", ...
         """
-        headers = () if retry_after is None else (("Retry-After", _seconds_text(retry_after)),)
+        headers = () if retry_after is None else (("Retry-After", _retry_after(retry_after)),)
 
         def fail(_: _Response, pro: bool) -> _Response:
             message = _phrase(status)
@@ -332,6 +335,20 @@ class FakeCoinMarketCap:
             return answer
 
         self._add(self._broken, _Fault(1, f"id={coin_id}&", apply=answer_then_delist))
+
+    def rerank_after_next_listing_page(self, ticker: str | int, market_cap: float) -> None:
+        """Give the coin ``market_cap`` right after the next listing page (data-api listing or
+        Pro latest listings), as ranks shift while a client pages through them: a coin that
+        falls past the page boundary is listed twice, at two ranks, and one that rises past it
+        is missed."""
+        coin_id = self._coin(ticker).coin_id
+
+        def answer_then_rerank(answer: _Response, _pro: bool) -> _Response:
+            with self._lock:
+                self._coins[coin_id].market_cap = market_cap
+            return answer
+
+        self._add(self._broken, _Fault(1, LISTING_PAGES, apply=answer_then_rerank))
 
     def drop_day(self, ticker: str | int, day: Day) -> None:
         """Remove a candle: it is missing from every answer from now on."""
@@ -886,5 +903,7 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _seconds_text(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+def _retry_after(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)

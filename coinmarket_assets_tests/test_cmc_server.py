@@ -173,6 +173,33 @@ def test_fail_next_answers_429_with_retry_after_then_recovers(
     assert [r.status for r in cmc.requests] == [200, 429, 200]
 
 
+def test_fail_next_sends_a_textual_retry_after_as_it_is(
+    session: requests.Session, cmc: FakeCoinMarketCap
+) -> None:
+    cmc.fail_next(1, status=503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+
+    answer = historical(session, cmc, BETA, unix(date(2020, 1, 10)))
+
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
+def test_rerank_after_next_listing_page_repeats_a_falling_coin_on_the_next_page(
+    session: requests.Session, cmc: FakeCoinMarketCap
+) -> None:
+    first = listing(session, cmc, 1, 2)["data"]["cryptoCurrencyList"]
+    second_id = first[1]["id"]
+    third = listing(session, cmc, 3, 1)["data"]["cryptoCurrencyList"][0]
+    cmc.rerank_after_next_listing_page(second_id, third["quotes"][0]["marketCap"] - 1)
+
+    again = listing(session, cmc, 1, 2)["data"]["cryptoCurrencyList"]
+    shifted = listing(session, cmc, 3, 2)["data"]["cryptoCurrencyList"]
+
+    assert [e["id"] for e in again] == [e["id"] for e in first]  # ranked as before the shift
+    assert shifted[0]["id"] == second_id
+    assert (again[1]["cmcRank"], shifted[0]["cmcRank"]) == (2, 3)
+
+
 def test_error_payload_next_keeps_http_200(
     session: requests.Session, cmc: FakeCoinMarketCap
 ) -> None:

@@ -22,14 +22,14 @@ QUOTE_FIELDS = {
 }
 
 
-def fetch_listing(client: ApiClient) -> pd.DataFrame:
-    """Every listed coin: LISTING_COLUMNS plus market_cap, last_update and date_added."""
+def fetch_listing(client: ApiClient, page_size: int = LISTING_PAGE) -> pd.DataFrame:
+    """Every listed coin once: LISTING_COLUMNS plus market_cap, last_update and date_added."""
     url = f"{client.settings.data_api_url}/v3/cryptocurrency/listing"
     entries: list[dict[str, Any]] = []
     while True:
         params = {
             "start": len(entries) + 1,
-            "limit": LISTING_PAGE,
+            "limit": page_size,
             "sortBy": "market_cap",
             "sortType": "desc",
             "convert": "USD",
@@ -40,9 +40,19 @@ def fetch_listing(client: ApiClient) -> pd.DataFrame:
         data = client.get_json(url, params)["data"]
         page = data.get("cryptoCurrencyList") or []
         entries.extend(page)
-        if len(page) < LISTING_PAGE or len(entries) >= int(data.get("totalCount") or 0):
+        if len(page) < page_size or len(entries) >= int(data.get("totalCount") or 0):
             break
-    return pd.DataFrame([_listing_row(entry) for entry in entries], columns=_LISTING_ROW)
+    unique = first_by_rank(entries, "cmcRank")
+    return pd.DataFrame([_listing_row(entry) for entry in unique], columns=_LISTING_ROW)
+
+
+def first_by_rank(entries: list[dict[str, Any]], rank: str) -> list[dict[str, Any]]:
+    """Each coin (``id``) once, in rank order: ranks shift while a listing is read page by page,
+    so a coin that fell past a page boundary comes twice; its better (first) rank wins."""
+    unique: dict[int, dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: (e.get(rank) is None, e.get(rank) or 0)):
+        unique.setdefault(int(entry["id"]), entry)
+    return list(unique.values())
 
 
 _LISTING_ROW = [

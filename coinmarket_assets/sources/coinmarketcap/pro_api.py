@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient
+from coinmarket_assets.sources.coinmarketcap.data_api import first_by_rank
 
 PAGE = 5000
 PLAN_REFUSED = "1006"  # "Your API Key subscription plan doesn't support this endpoint."
@@ -17,19 +18,20 @@ def _get(client: ApiClient, path: str, params: dict[str, Any]) -> Any:
     return client.get_json(f"{client.settings.pro_api_url}{path}", params, headers)["data"]
 
 
-def fetch_listing(client: ApiClient) -> pd.DataFrame:
-    """Every coin of the map, with market cap and dates from the latest listings."""
+def fetch_listing(client: ApiClient, page_size: int = PAGE) -> pd.DataFrame:
+    """Every coin of the map once, with market cap and dates from the latest listings."""
     coins = _get(client, "/v1/cryptocurrency/map", {"listing_status": "active"})
-    latest: dict[int, dict[str, Any]] = {}
+    entries: list[dict[str, Any]] = []
     while True:
         page = _get(
             client,
             "/v1/cryptocurrency/listings/latest",
-            {"start": len(latest) + 1, "limit": PAGE, "convert": "USD"},
+            {"start": len(entries) + 1, "limit": page_size, "convert": "USD"},
         )
-        latest.update({int(entry["id"]): entry for entry in page})
-        if len(page) < PAGE:
+        entries.extend(page)
+        if len(page) < page_size:
             break
+    latest = {int(entry["id"]): entry for entry in first_by_rank(entries, "cmc_rank")}
     rows = []
     for coin in coins:
         entry = latest.get(int(coin["id"]), {})

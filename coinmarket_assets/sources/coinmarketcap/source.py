@@ -2,7 +2,6 @@
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
@@ -60,8 +59,7 @@ class CoinMarketCapSource(MarketDataSource):
         return status[STATUS_COLUMNS]
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
-        with ThreadPoolExecutor(self.client.settings.max_workers) as pool:
-            frames = list(pool.map(lambda c: self._coin_candles(c, first_day, last_day), coins))
+        frames = self.client.fetch_each(lambda c: self._coin_candles(c, first_day, last_day), coins)
         candles = pd.concat(frames, ignore_index=True) if frames else _no_candles()
         self._check_newest_day(coins, candles, first_day, last_day)
         return candles

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from coinmarket_assets.sources.base import CandleNotPublishedError, SourceError, resolve_universe
-from coinmarket_assets.sources.coinmarketcap.client import ApiError
+from coinmarket_assets.sources.coinmarketcap import data_api, pro_api
+from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
 from coinmarket_assets.sources.coinmarketcap.data_api import quotes_to_candles
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
 from coinmarket_assets.sources.validation import InvalidCandlesError
@@ -63,6 +64,25 @@ def test_listing_resolves_symbols_slugs_ids_and_ambiguous_symbols_by_rank(
     assert [c.coin_id for c in resolve_universe(listing, ["BETA", "102"])] == [102]
     top_two = resolve_universe(listing, ["ALL"], top_n=2)
     assert [c.coin_id for c in top_two] == list(listing.sort_values("rank")["coin_id"].head(2))
+
+
+@pytest.mark.parametrize(
+    "fetch_listing", [data_api.fetch_listing, pro_api.fetch_listing], ids=["data-api", "pro-api"]
+)
+def test_a_listing_whose_ranks_shift_between_pages_has_each_coin_once_at_its_first_rank(
+    market: SyntheticMarket, fetch_listing
+):
+    with FakeCoinMarketCap(market, api_key="k") as server:
+        client = ApiClient(fast_settings(server, api_key="k"))
+        before = fetch_listing(client).set_index("rank")
+        second, third_cap = before.loc[2, "coin_id"], before.loc[3, "market_cap"]
+        # The second coin falls just below the third once the first page is read.
+        server.rerank_after_next_listing_page(int(second), third_cap - 1)
+        listing = fetch_listing(client, page_size=2)
+        starts = [r.query["start"] for r in server.requests if "listing" in r.path][1:]
+    assert listing["coin_id"].is_unique
+    assert listing.set_index("coin_id").loc[second, "rank"] == 2
+    assert starts == ["1", "3", "5"]
 
 
 @pytest.mark.parametrize(
