@@ -2,6 +2,9 @@
 
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import psycopg
+from psycopg import sql
+
 # Each secret holds a marker word: any form or piece of it that shows the marker is a leak.
 MARKERS = ("DbSecret", "ApiSecret", "HookSecret")
 # Every character that needs encoding in a URL, quotes, CR, LF and unicode.
@@ -23,3 +26,17 @@ def with_password(url: str, password: str, *, encoded: bool = True) -> str:
 def leaks(text: str) -> list[str]:
     """The markers of the secrets above that ``text`` shows."""
     return [marker for marker in MARKERS if marker in text]
+
+
+def dagster_storage_text(database_url: str) -> str:
+    """Every stored row of Dagster's storage (events, runs, checks, ...), as text."""
+    with psycopg.connect(database_url) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dagster'"
+        ).fetchall()
+        query = sql.SQL("SELECT coalesce(string_agg(t::text, ' '), '') FROM {} t")
+        rows = [
+            conn.execute(query.format(sql.Identifier("dagster", table))).fetchone()[0]
+            for (table,) in tables
+        ]
+    return "\n".join(rows)

@@ -5,7 +5,6 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
 
@@ -17,6 +16,7 @@ from coinmarket_assets_tests.hostile_secrets import (
     API_KEY,
     API_KEY_AS_CONFIGURED,
     DB_PASSWORD,
+    dagster_storage_text,
     leaks,
     with_password,
 )
@@ -71,23 +71,6 @@ def _environment(
 def _run(env: dict[str, str], assets: list[str], log: Path) -> int:
     days = None if assets == ["currency_status"] else DAYS
     return start_materialize(env, assets, days, log).wait(RUN_SECONDS)
-
-
-def _dagster_storage_text(database_url: str) -> str:
-    """Every stored row of Dagster's storage (events, runs, checks, ...), as text."""
-    with psycopg.connect(database_url) as conn:
-        tables = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'dagster'"
-        ).fetchall()
-        rows = [
-            conn.execute(
-                psycopg.sql.SQL("SELECT coalesce(string_agg(t::text, ' '), '') FROM {} t").format(
-                    psycopg.sql.Identifier("dagster", table)
-                )
-            ).fetchone()[0]
-            for (table,) in tables
-        ]
-    return "\n".join(rows)
 
 
 def _files_text(folder: Path) -> str:
@@ -153,4 +136,4 @@ def test_runs_that_retry_and_fail_never_show_a_hostile_credential(
     assert "password *** refused" in alert
     assert leaks(alert) == []
     assert leaks(_files_text(tmp_path)) == []  # run logs, Dagster's home and compute logs
-    assert leaks(_dagster_storage_text(database_url)) == []
+    assert leaks(dagster_storage_text(database_url)) == []

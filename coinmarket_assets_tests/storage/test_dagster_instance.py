@@ -31,6 +31,7 @@ from coinmarket_assets_tests.hostile_secrets import (
     API_KEY_AS_CONFIGURED,
     DB_PASSWORD,
     WEBHOOK_PATH,
+    dagster_storage_text,
     leaks,
     with_password,
 )
@@ -171,20 +172,6 @@ def _planned_check_rows(instance: DagsterInstance, run_id: str) -> list[dict[str
     ]
 
 
-def _dagster_storage_text(url: str) -> str:
-    """Every row of every table of Dagster's storage, as text."""
-    with psycopg.connect(url) as conn:
-        texts = [
-            conn.execute(
-                psycopg.sql.SQL("SELECT coalesce(string_agg(t::text, ' '), '') FROM {} t").format(
-                    psycopg.sql.Identifier("dagster", table)
-                )
-            ).fetchone()[0]
-            for table in sorted(_tables(url, "dagster"))
-        ]
-    return "\n".join(texts)
-
-
 def test_no_stored_event_holds_a_secret_whatever_its_shape(
     instance: DagsterInstance, database_url: str, monkeypatch: pytest.MonkeyPatch
 ):
@@ -209,7 +196,7 @@ def test_no_stored_event_holds_a_secret_whatever_its_shape(
         raise_on_error=False,
     )
     assert not result.success
-    stored = _dagster_storage_text(database_url)
+    stored = dagster_storage_text(database_url)
     assert "Invalid header value: '***'; db ***" in stored  # the failure is stored, masked
     assert "using key" in stored
     assert leaks(stored) == []
