@@ -74,7 +74,7 @@ def test_a_retry_after_beyond_the_budget_fails_at_once_naming_coin_days_and_wait
     )
     assert re.fullmatch(expected, message), message
     refused = next(r for r in fake_cmc.requests if r.status == 429)
-    assert ended - refused.time < 1  # no worker sat the pause out
+    assert ended - refused.time < 5  # no worker sat the pause (20 s or more) out
     assert source.client.seconds_waited == 0
 
 
@@ -104,7 +104,7 @@ def test_a_retry_after_asking_for_no_pause_is_retried_after_the_backoff(
 ):
     source = CoinMarketCapSource(fast_settings(fake_cmc, retry_budget_seconds=5))
     fake_cmc.fail_next(2, status=503, retry_after=retry_after, path=BETA)
-    assert _fetch(source, ["BETA"]) < 2
+    assert _fetch(source, ["BETA"]) < 4
     assert source.client.retries == 2
     assert source.client.seconds_waited < 1  # backoffs of 0.05 s and 0.1 s, with jitter
 
@@ -157,7 +157,8 @@ def test_a_failing_fetch_stops_the_other_workers_waits_at_once(
     assert re.match(r"\w+ \(id 10\d\), 2020-01-01\.\.2020-07-18: .*HTTP 404", message), message
     answered = fake_cmc.requests
     assert answered[-1].status == 404  # no request after it, and none retried
-    assert ended - answered[-1].time < 1
+    # The 404 is answered 0.5 s after it arrived; the others' waits were 3 s or more.
+    assert ended - answered[-1].time < 2
     assert _fetch(source, ["BETA"], first=LAST) < 5  # the client works again
 
 
@@ -184,4 +185,4 @@ def test_an_interrupt_of_the_caller_stops_every_worker_at_once(
     finally:
         interrupter.join()
     refused = next(r for r in fake_cmc.requests if r.status == 429)
-    assert ended - refused.time < 1.3
+    assert ended - refused.time < 5  # the pause asked for 30 s
