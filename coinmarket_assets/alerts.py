@@ -3,14 +3,13 @@
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from dagster import DagsterEvent, DagsterRun
 
-from coinmarket_assets.masking import mask
-from coinmarket_assets.settings import SettingsError
+from coinmarket_assets.masking import WEBHOOK_ENV, mask
+from coinmarket_assets.settings import SettingsError, is_http_url
 
-ALERT_WEBHOOK_ENV = "COINMARKET_ALERT_WEBHOOK"
+ALERT_WEBHOOK_ENV = WEBHOOK_ENV
 UI_URL_ENV = "COINMARKET_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -22,15 +21,10 @@ class Log(Protocol):
     def warning(self, msg: str) -> None: ...
 
 
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
 def alert_webhook() -> str | None:
     """The webhook URL, a secret: it goes into requests only, never into a log or message."""
     webhook = os.environ.get(ALERT_WEBHOOK_ENV, "").strip() or None
-    if webhook is not None and not _is_http_url(webhook):
+    if webhook is not None and not is_http_url(webhook):
         raise SettingsError(f"{ALERT_WEBHOOK_ENV} must be an http:// or https:// URL")
     return webhook
 
@@ -38,7 +32,7 @@ def alert_webhook() -> str | None:
 def ui_url() -> str:
     """The Dagster UI's base URL, for links in messages."""
     url = (os.environ.get(UI_URL_ENV, "").strip() or DEFAULT_UI_URL).rstrip("/")
-    if not _is_http_url(url):
+    if not is_http_url(url):
         raise SettingsError(f"{UI_URL_ENV} must be an http:// or https:// URL, not {url!r}")
     return url
 

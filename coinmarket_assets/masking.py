@@ -15,13 +15,14 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 MASK = "***"
+# The variables that hold secrets, named here once: this module is imported by every process.
 DATABASE_URL_ENV = "COINMARKET_DATABASE_URL"
 API_KEY_ENV = "COINMARKET_CMC_API_KEY"
 WEBHOOK_ENV = "COINMARKET_ALERT_WEBHOOK"
@@ -111,9 +112,9 @@ def secret_forms(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     return _masks_for(tuple(env.get(name, "") for name in SECRET_VARIABLES))
 
 
-def mask(text: str, forms: Iterable[str] | None = None) -> str:
+def mask(text: str) -> str:
     """``text`` with every form of every known secret replaced by ``***``."""
-    for form in secret_forms() if forms is None else forms:
+    for form in secret_forms():
         if form in text:
             text = text.replace(form, MASK)
     return text

@@ -5,6 +5,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
 EARLIEST_START_DATE = date(2009, 1, 3)
@@ -61,6 +62,12 @@ class Settings:
         values["tickers"] = ",".join(self.tickers)
         values["start_date"] = self.start_date.isoformat()
         return values
+
+
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http:// or https:// URL."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from coinmarket_assets.masking import PGPASSWORD_ENV
 from coinmarket_assets.processes import die_with_parent
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, redact
 from coinmarket_assets.storage.embedded import tool_path
@@ -25,7 +26,6 @@ from coinmarket_assets.storage.embedded import tool_path
 DATA_SCHEMA = "public"
 # Every coinmarket backup holds the rows of yoyo's migration history.
 MIGRATION_HISTORY = "_yoyo_migration"
-PASSWORD_ENV = "PGPASSWORD"
 
 
 class BackupError(RuntimeError):
@@ -69,7 +69,7 @@ def _first_error(stderr: str) -> str:
 
 def _run(tool: str, arguments: list[str], failure: str, password: str | None = None) -> str:
     """Run a PostgreSQL client tool; raise ``BackupError`` starting with ``failure``."""
-    env = {**os.environ, PASSWORD_ENV: password} if password is not None else None
+    env = {**os.environ, PGPASSWORD_ENV: password} if password is not None else None
     result = subprocess.run(
         [_tool(tool), *arguments],
         capture_output=True,

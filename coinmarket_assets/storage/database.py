@@ -20,10 +20,11 @@ from tenacity import (
     wait_exponential,
 )
 
+from coinmarket_assets.masking import DATABASE_URL_ENV, mask
+
 if TYPE_CHECKING:
     import psycopg
 
-DATABASE_URL_ENV = "COINMARKET_DATABASE_URL"
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -164,7 +165,5 @@ def with_options(url: str, *options: str) -> str:
 
 def redact(text: str) -> str:
     """``text`` with the password of any URL in it, and every known secret, replaced."""
-    from coinmarket_assets.masking import mask
-
     text = re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)
     return mask(re.sub(r"([?&]password=)[^&\s]*", r"\1***", text))

@@ -4,13 +4,12 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from urllib.parse import urlsplit
 
-from coinmarket_assets.settings import SettingsError, env_value
+from coinmarket_assets.masking import API_KEY_ENV
+from coinmarket_assets.settings import SettingsError, env_value, is_http_url
 
 DATA_API_URL = "https://api.coinmarketcap.com/data-api"
 PRO_API_URL = "https://pro-api.coinmarketcap.com"
-API_KEY_ENV = "COINMARKET_CMC_API_KEY"
 # CoinMarketCap's own site uses this API; a browser-like agent is required, a robot one refused.
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -110,8 +109,7 @@ def _check_bounds(variable: str, value: float, low: float, high: float, low_allo
 
 
 def _check_http_url(variable: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url):
         raise SettingsError(f"{variable} must be an http:// or https:// URL, not {url!r}")
 
 
