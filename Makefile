@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format clean chromium
+.PHONY: run test bench lint format clean chromium settings-docs mutations
 
 $(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,11 @@ format: $(BIN)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# docs/settings.md and the deploy variants' environment lists, regenerated from the settings.
+settings-docs: $(BIN)/.installed-run
+	$(BIN)/python -m coinmarket_assets.settings_docs --write
+
+# Each deliberate mutation of a definition (lookbacks, periods, tie-breaks) must fail a test.
+mutations: $(BIN)/.installed-test
+	$(BIN)/python -m benchmarks.mutations

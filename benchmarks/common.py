@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
 
-from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
+from coinmarket_assets.storage.tables import DAILY_TABLES
+from coinmarket_testkit.databases import database_url_for
+from coinmarket_testkit.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 PROJECT = Path(__file__).resolve().parents[1]
 REAL_DATA = PROJECT.parent / "shared" / "data" / "cmc"
@@ -25,13 +27,7 @@ LAST_HISTORY_DAY = date(2026, 4, 14)
 EXTRA_DAYS = 10
 SEED = 20_260_414
 SYNTHETIC_ID_BASE = 1_000_000  # above every real CoinMarketCap id in the shared data
-PARTITIONED_TABLES = (
-    "historical_trade_data",
-    "historical_rolling",
-    "period_returns",
-    "top_ranking",
-    "bottom_ranking",
-)
+PARTITIONED_TABLES = DAILY_TABLES  # the assets of partitions.DAILY_TABLE_ASSETS
 
 
 @dataclass(frozen=True)
@@ -143,15 +139,14 @@ def clean_environment(**values: str) -> dict[str, str]:
 
 
 def _is_setting(name: str) -> bool:
-    return name.startswith("COINMARKET_") or name in ("DAGSTER_HOME", "DAGSTER_EVENT_BATCH_SIZE")
+    return name.startswith("COINMARKET_") or name in ("DAGSTER_HOME", *DAGSTER_FLAGS)
 
 
 @contextmanager
 def environment(**values: str) -> Iterator[None]:
     """Run the block with ``values`` as the only pipeline settings, then put them back.
 
-    Only COINMARKET_* variables and ``values`` are restored: what the product sets for its
-    process on the way (Dagster's storage sets DAGSTER_EVENT_BATCH_SIZE) stays, as it would.
+    Only COINMARKET_* variables and ``values`` are restored.
     """
     touched = {k for k in os.environ if k.startswith("COINMARKET_")} | set(values)
     saved = {k: os.environ.get(k) for k in touched}
@@ -239,11 +234,6 @@ def write_market(market: SyntheticMarket, directory: Path) -> None:
 
 
 # -- the database and shared state -------------------------------------------------------------
-
-
-def database_url_for(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` on the same server."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 class Workspace:

@@ -18,7 +18,7 @@ from benchmarks.common import (
 )
 from coinmarket_assets.sources import resolve_universe
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
+from coinmarket_testkit.server import FakeCoinMarketCap
 
 RATES = (5.0, 50.0)
 MIN_SHARE = 0.9
@@ -29,7 +29,7 @@ PAGE_DAYS = 10  # days per historical answer, so that each coin takes a dozen pa
 METHOD = """\
 The live source (`CoinMarketCapSource.from_env()`, i.e. the data-api client with its default
 4 workers) is configured with `COINMARKET_CMC_RATE_LIMIT=R` and pointed at
-`coinmarket_assets_tests/cmc_server.py` on loopback, run in a process of its own (so that it
+`coinmarket_testkit/server.py` on loopback, run in a process of its own (so that it
 does not share the client's GIL), serving the benchmark market (real price paths first). One
 repetition resolves the universe from the listing and fetches 120 days of enough coins to last
 about the repetition's length (10 days per answer, so 12+ pages per coin). The server records

@@ -18,6 +18,7 @@ from dagster import (
 from psycopg import sql
 
 from benchmarks.common import PARTITIONED_TABLES, PROJECT, MarketFiles, environment
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.schedules import partition_range_tags
@@ -35,8 +36,10 @@ def dagster_home(folder: Path) -> Path:
 
 def pipeline_settings(url: str, files: MarketFiles, home: Path) -> dict[str, str]:
     """The environment of the pipeline on ``url`` with ``files`` as its source and universe;
-    anything it keeps in its home folder goes to ``home``, never to the project folder."""
+    anything it keeps in its home folder goes to ``home``, never to the project folder. With the
+    Dagster flags, as the launcher (and docs/deployment.md for ``dagster`` itself) sets them."""
     return {
+        **DAGSTER_FLAGS,
         "COINMARKET_DATABASE_URL": url,
         "COINMARKET_SOURCE": files.source,
         "COINMARKET_TICKERS": ",".join(files.tickers),

@@ -1,17 +1,13 @@
 """Run failure alerts: a short message, posted to a Slack-compatible webhook when one is set."""
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from dagster import DagsterEvent, DagsterRun
 
-from coinmarket_assets.masking import WEBHOOK_ENV, mask
-from coinmarket_assets.settings import SettingsError, is_http_url
+from coinmarket_assets.masking import mask
+from coinmarket_assets.settings import AlertSettings
 
-ALERT_WEBHOOK_ENV = WEBHOOK_ENV
-UI_URL_ENV = "COINMARKET_UI_URL"
-DEFAULT_UI_URL = "http://127.0.0.1:3000"
 WEBHOOK_TIMEOUT_SECONDS = 10
 ERROR_CHARACTERS = 500  # a chat message, not a log: the UI link leads to the whole error
 
@@ -23,18 +19,12 @@ class Log(Protocol):
 
 def alert_webhook() -> str | None:
     """The webhook URL, a secret: it goes into requests only, never into a log or message."""
-    webhook = os.environ.get(ALERT_WEBHOOK_ENV, "").strip() or None
-    if webhook is not None and not is_http_url(webhook):
-        raise SettingsError(f"{ALERT_WEBHOOK_ENV} must be an http:// or https:// URL")
-    return webhook
+    return AlertSettings.from_env().alert_webhook
 
 
 def ui_url() -> str:
     """The Dagster UI's base URL, for links in messages."""
-    url = (os.environ.get(UI_URL_ENV, "").strip() or DEFAULT_UI_URL).rstrip("/")
-    if not is_http_url(url):
-        raise SettingsError(f"{UI_URL_ENV} must be an http:// or https:// URL, not {url!r}")
-    return url
+    return AlertSettings.from_env().ui_url
 
 
 def run_days(tags: Mapping[str, str]) -> str | None:

@@ -1,8 +1,11 @@
-"""Data-quality checks on stored rows, each scoped to the days a run wrote.
+"""Data-quality checks on stored rows, each described once in ``CHECKS``: its name, assets,
+severity, description and query.
 
-Plain functions over a psycopg connection: the assets run them right after their rows are
-committed and report them as asset checks; a failing check names the coins and days.
-psycopg is imported by the functions that compose SQL: the specs load with the code location.
+The assets declare their checks with ``specs(asset)`` and run them with ``evaluate_stored`` right
+after the IO manager committed their rows: scoped to the run's days (and coins), side by side on
+connections of their own; a failing check names the coins and days. ``fresh_candles`` runs on its
+own, by a schedule. psycopg is imported by the functions that compose SQL: the specs load with
+the code location.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    asset_check,
+)
 
 from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.tables import TABLES
@@ -24,12 +34,6 @@ if TYPE_CHECKING:
 
 LISTED = 50  # problems named in full; the rest are counted
 FRESHNESS_LIMIT = timedelta(hours=36)
-
-OHLC_SANE = "ohlc_sane"
-NO_MISSING_DAYS = "no_missing_days"
-ONE_ROW_PER_COIN_AND_DAY = "one_row_per_coin_and_day"
-CONSISTENT_WITH_RETURNS = "consistent_with_period_returns"
-FRESH_CANDLES = "fresh_candles"
 
 
 @dataclass(frozen=True)
@@ -212,71 +216,91 @@ def _day_runs(coin_days: list[tuple[str, date]]) -> list[str]:
     return [f"{coin} {_window(first, last)}" for coin, first, last in runs]
 
 
-def duplicate_coin_days(
+def coins_ranked_twice(
+    conn: psycopg.Connection, table: str, first_day: date, last_day: date
+) -> CheckOutcome:
+    """Coins of a ranking that hold more than one rank on a day of the window (the rankings'
+    key is (day, rank), so nothing but this check stops it)."""
+    from psycopg import sql
+
+    scope, params = _scope(first_day, last_day, None)
+    repeated = conn.execute(
+        sql.SQL(
+            "SELECT coin_id, min(ticker), trade_date, count(*), count(*) OVER () FROM {} "
+            "WHERE {} GROUP BY coin_id, trade_date HAVING count(*) > 1 "
+            "ORDER BY trade_date, coin_id LIMIT {}"
+        ).format(sql.Identifier(TABLES[table].name), scope, LISTED),
+        params,
+    ).fetchall()
+    failing = repeated[0][-1] if repeated else 0
+    return CheckOutcome(
+        f"{failing} coin-days of {_window(first_day, last_day)} ranked more than once",
+        failing,
+        [f"{_coin(ticker, coin_id)} {day}: {n} ranks" for coin_id, ticker, day, n, _ in repeated],
+    )
+
+
+def candle_mismatches(
     conn: psycopg.Connection,
     table: str,
     first_day: date,
     last_day: date,
     coin_ids: Sequence[int] | None = None,
 ) -> CheckOutcome:
-    """Rows beyond the first of any (coin, day) in the window: count against count distinct.
+    """Where a statistics table's rows of the window (and coins) differ from the stored candles:
+    exactly one row per candle, with the candle's ticker, is expected.
 
-    A table with a valid unique index on exactly (coin_id, trade_date), as the per-coin tables'
-    primary keys are, cannot hold any: the rows are counted, not compared (a scan of an 8-year
-    backfill's rows took over a second per table). The rankings' key is (day, rank), so there
-    the rows are compared, and a coin ranked twice on one day is caught.
+    Counted by one merge of both tables' rows of the window in primary-key order; the
+    differences are listed only when there are some.
     """
     from psycopg import sql
 
-    scope, params = _scope(first_day, last_day, coin_ids)
-    table_id = sql.Identifier(TABLES[table].name)
-    window = _window(first_day, last_day)
-    if _unique_per_coin_and_day(conn, TABLES[table].name):
-        (total,) = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table_id, scope), params
-        ).fetchone()
-        summary = f"{total} rows of {window}, one per coin and day by the table's unique key"
-        return CheckOutcome(summary, 0, [], {"rows": total, "distinct_coin_days": total})
-    total, distinct = conn.execute(
-        sql.SQL("SELECT count(*), count(DISTINCT (coin_id, trade_date)) FROM {} WHERE {}").format(
-            table_id, scope
-        ),
+    def rows(source: str) -> sql.Composable:
+        query = sql.SQL(
+            "SELECT coin_id, trade_date, ticker FROM {} WHERE trade_date BETWEEN %(first)s AND "
+            "%(last)s"
+        ).format(sql.Identifier(source))
+        if coin_ids is not None:
+            query += sql.SQL(" AND coin_id = ANY(%(coins)s)")
+        return query
+
+    joined = sql.SQL(
+        "({}) e FULL JOIN ({}) s ON s.coin_id = e.coin_id AND s.trade_date = e.trade_date"
+    ).format(rows("historical_trade_data"), rows(TABLES[table].name))
+    differs = sql.SQL("e.ticker IS DISTINCT FROM s.ticker")
+    params = {"first": first_day, "last": last_day, "coins": list(coin_ids or [])}
+    candles, stored, failing = conn.execute(
+        sql.SQL(
+            "SELECT count(e.coin_id), count(s.coin_id), count(*) FILTER (WHERE {}) FROM {}"
+        ).format(differs, joined),
         params,
     ).fetchone()
-    repeated = conn.execute(
-        sql.SQL(
-            "SELECT coin_id, min(ticker), trade_date, count(*) FROM {} WHERE {} "
-            "GROUP BY coin_id, trade_date HAVING count(*) > 1 "
-            "ORDER BY trade_date, coin_id LIMIT {}"
-        ).format(table_id, scope, LISTED),
-        params,
-    ).fetchall()
+    listed = []
+    if failing:
+        listed = conn.execute(
+            sql.SQL(
+                "SELECT coalesce(e.coin_id, s.coin_id) AS coin, "
+                "coalesce(e.trade_date, s.trade_date) AS day, e.ticker, s.ticker "
+                "FROM {} WHERE {} ORDER BY day, coin LIMIT {}"
+            ).format(joined, differs, LISTED),
+            params,
+        ).fetchall()
     return CheckOutcome(
-        f"{total} rows of {window}, {distinct} distinct coin-days",
-        total - distinct,
-        [f"{_coin(ticker, coin_id)} {day}: {n} rows" for coin_id, ticker, day, n in repeated],
-        {"rows": total, "distinct_coin_days": distinct},
+        f"{stored} rows of {_window(first_day, last_day)} for {candles} stored candles: "
+        f"{failing} differ",
+        failing,
+        [_candle_mismatch(*row) for row in listed],
+        {"rows": stored, "candles": candles},
     )
 
 
-def _unique_per_coin_and_day(conn: psycopg.Connection, table: str) -> bool:
-    """Whether a valid, unconditional unique index of ``table`` has exactly the key columns
-    coin_id and trade_date."""
-    row = conn.execute(
-        """
-        SELECT EXISTS (
-            SELECT 1 FROM pg_index i
-            WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indisvalid
-                AND i.indpred IS NULL AND i.indnkeyatts = 2
-                AND ARRAY(
-                    SELECT a.attname::text FROM pg_attribute a
-                    WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey::int2[])
-                    ORDER BY a.attname
-                ) = ARRAY['coin_id', 'trade_date'])
-        """,
-        [table],
-    ).fetchone()
-    return bool(row and row[0])
+def _candle_mismatch(coin_id: int, day: date, candle: str | None, row: str | None) -> str:
+    coin = _coin(candle or row or "?", coin_id)
+    if row is None:
+        return f"{coin} {day}: no row for the stored candle"
+    if candle is None:
+        return f"{coin} {day}: a row without a stored candle"
+    return f"{coin} {day}: ticker {row!r}, the candle's is {candle!r}"
 
 
 def ranking_mismatches(
@@ -371,28 +395,146 @@ def candle_freshness(
     return CheckOutcome(summary, 1, [problem], details)
 
 
-def check_spec(name: str, asset: str, description: str) -> AssetCheckSpec:
-    """A check evaluated by the asset itself after its rows are committed."""
-    return AssetCheckSpec(name, asset=asset, description=description)
+@dataclass(frozen=True)
+class RunScope:
+    """What a run wrote into ``table``: its days, and the coins it replaced in per-coin tables,
+    with the settings the rows were computed with that a check needs."""
+
+    table: str
+    first_day: date
+    last_day: date
+    coin_ids: Sequence[int] | None = None
+    rank_size: int = 0  # rankings: the ranks of a day
+    highest_first: bool = True  # rankings: whether rank 1 is the highest return
 
 
-@retry_on_lost_connection
-def evaluate(
-    check_name: str,
-    severity: AssetCheckSeverity,
-    check: Callable[[psycopg.Connection], CheckOutcome],
-    url: str | None = None,
-) -> AssetCheckResult:
-    """Run ``check`` on a connection of its own and report it as an asset check result.
+# A check's query: what it finds in the stored rows of a run's scope (None for a scheduled check).
+Query = Callable[["psycopg.Connection", RunScope | None], CheckOutcome]
 
-    Retried like the IO manager's reads: a check only reads, so repeating it is safe.
-    """
-    with connect(url) as conn:
-        outcome = check(conn)
+
+@dataclass(frozen=True)
+class Check:
+    """An asset check, described once: the specs and the evaluations are built from it."""
+
+    name: str
+    assets: tuple[str, ...]
+    severity: AssetCheckSeverity
+    description: str
+    # None: the asset reports what it found itself (no_bad_rows: the rows the source sent).
+    query: Query | None = None
+    scheduled: bool = False  # run on its own by a schedule, not by the asset's step
+
+    def spec(self, asset: str) -> AssetCheckSpec:
+        return AssetCheckSpec(self.name, asset=asset, description=self.full_description)
+
+    @property
+    def full_description(self) -> str:
+        severity = "error" if self.severity == AssetCheckSeverity.ERROR else "warning"
+        return f"{self.description} ({severity})."
+
+
+NO_BAD_ROWS = Check(
+    "no_bad_rows",
+    ("historical_trade_data",),
+    AssetCheckSeverity.WARN,
+    "The source published no invalid candle for the run's days (with "
+    "COINMARKET_ON_BAD_ROWS=skip they are left out and listed here)",
+)
+OHLC_SANE = Check(
+    "ohlc_sane",
+    ("historical_trade_data",),
+    AssetCheckSeverity.ERROR,
+    "Every candle the run wrote has positive, finite prices with low <= open, close <= high",
+    lambda conn, s: ohlc_problems(conn, s.first_day, s.last_day, s.coin_ids),
+)
+NO_MISSING_DAYS = Check(
+    "no_missing_days",
+    ("historical_trade_data",),
+    AssetCheckSeverity.WARN,
+    "No coin of the run lacks a candle on a day of the run inside its stored history, between "
+    "its first and last stored candle; sources have real gaps",
+    lambda conn, s: missing_days(conn, s.first_day, s.last_day, s.coin_ids),
+)
+# Not on period_returns: its rows need the close n days before too, and finding those pairs
+# takes a self-join of the candles that costs a 365-day backfill about 5% more (a target).
+ONE_ROW_PER_STORED_CANDLE = Check(
+    "one_row_per_stored_candle",
+    ("historical_rolling",),
+    AssetCheckSeverity.ERROR,
+    "The run's days hold exactly one row per stored candle of the run's coins, with the "
+    "candle's ticker",
+    lambda conn, s: candle_mismatches(conn, s.table, s.first_day, s.last_day, s.coin_ids),
+)
+CONSISTENT_WITH_RETURNS = Check(
+    "consistent_with_period_returns",
+    ("top_ranking", "bottom_ranking"),
+    AssetCheckSeverity.ERROR,
+    "Each of the run's days ranks exactly the rank-size highest (top) or lowest (bottom) "
+    "returns stored in period_returns that day, ties by ticker, then coin id",
+    lambda conn, s: ranking_mismatches(
+        conn,
+        s.table,
+        s.first_day,
+        s.last_day,
+        s.rank_size,
+        highest_first=s.highest_first,
+    ),
+)
+ONE_RANK_PER_COIN_AND_DAY = Check(
+    "one_row_per_coin_and_day",
+    ("top_ranking", "bottom_ranking"),
+    AssetCheckSeverity.ERROR,
+    "No coin is ranked twice on one of the run's days",
+    lambda conn, s: coins_ranked_twice(conn, s.table, s.first_day, s.last_day),
+)
+FRESH_CANDLES = Check(
+    "fresh_candles",
+    ("historical_trade_data",),
+    AssetCheckSeverity.WARN,
+    "The newest stored candle closed (at the UTC midnight ending its day) at most "
+    f"{FRESHNESS_LIMIT / timedelta(hours=1):g} hours ago",
+    lambda conn, _: candle_freshness(conn, datetime.now(UTC)),
+    scheduled=True,
+)
+CHECKS = (
+    NO_BAD_ROWS,
+    OHLC_SANE,
+    NO_MISSING_DAYS,
+    ONE_ROW_PER_STORED_CANDLE,
+    CONSISTENT_WITH_RETURNS,
+    ONE_RANK_PER_COIN_AND_DAY,
+    FRESH_CANDLES,
+)
+
+
+def _of(asset: str) -> list[Check]:
+    """The checks the asset's own step evaluates."""
+    return [check for check in CHECKS if asset in check.assets and not check.scheduled]
+
+
+def specs(asset: str) -> list[AssetCheckSpec]:
+    """The specs of the checks the asset's step evaluates, for its decorator."""
+    return [check.spec(asset) for check in _of(asset)]
+
+
+def scheduled_check(check: Check) -> AssetChecksDefinition:
+    """A check run on its own (by a schedule): it queries the table itself, without an input,
+    instead of loading the table through the IO manager."""
+    (asset,) = check.assets
+
+    @asset_check(asset=asset, name=check.name, blocking=False, description=check.full_description)
+    def _scheduled() -> AssetCheckResult:
+        return evaluate(check)
+
+    return _scheduled
+
+
+def result(check: Check, outcome: CheckOutcome) -> AssetCheckResult:
+    """``outcome`` reported as the check's result: the summary, the problems and the details."""
     return AssetCheckResult(
-        check_name=check_name,
+        check_name=check.name,
         passed=outcome.passed,
-        severity=severity,
+        severity=check.severity,
         description=outcome.summary,
         metadata={
             "failing": outcome.failing,
@@ -402,13 +544,26 @@ def evaluate(
     )
 
 
-# A check to evaluate: its name, its severity, and the query it runs.
-Evaluation = tuple[str, AssetCheckSeverity, Callable[["psycopg.Connection"], CheckOutcome]]
+@retry_on_lost_connection
+def evaluate(
+    check: Check, scope: RunScope | None = None, url: str | None = None
+) -> AssetCheckResult:
+    """Run the check's query on a connection of its own and report it.
+
+    Retried like the IO manager's reads: a check only reads, so repeating it is safe.
+    """
+    if check.query is None:
+        raise ValueError(f"{check.name} has no query: its asset reports it")
+    with connect(url) as conn:
+        return result(check, check.query(conn, scope))
 
 
-def evaluate_all(evaluations: Sequence[Evaluation]) -> list[AssetCheckResult]:
-    """``evaluate`` each, at the same time on connections of their own (the server works on
-    one while it waits for another), results in the order given."""
-    with ThreadPoolExecutor(max_workers=len(evaluations) or 1) as pool:
-        futures = [pool.submit(evaluate, *evaluation) for evaluation in evaluations]
+def evaluate_stored(scope: RunScope) -> list[AssetCheckResult]:
+    """The stored-row checks of ``scope.table``'s asset, evaluated at the same time on
+    connections of their own (the server works on one while it waits for another)."""
+    queried = [check for check in _of(scope.table) if check.query is not None]
+    if not queried:
+        return []
+    with ThreadPoolExecutor(max_workers=len(queried)) as pool:
+        futures = [pool.submit(evaluate, check, scope) for check in queried]
         return [future.result() for future in futures]

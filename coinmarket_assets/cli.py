@@ -16,17 +16,18 @@ from pathlib import Path
 import psycopg
 
 from coinmarket_assets.coverage import (
-    CANDLE_ASSET,
-    STATISTICS_ASSETS,
-    CoinCoverage,
+    Gap,
+    GapFill,
     all_gaps,
-    coverage,
     describe_gaps,
-    fill_plan,
+    fetchable_gaps,
     format_report,
-    materialize_command,
+    gap_fill,
+    stored_coverage,
 )
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.export import FORMATS, RELATIONS, ExportError, export, export_request
+from coinmarket_assets.masking import mask
 from coinmarket_assets.processes import (
     CHILD_STOP_SIGNAL,
     Stopped,
@@ -37,13 +38,12 @@ from coinmarket_assets.processes import (
     stop_signals_raise,
     stops_deferred,
 )
-from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, SettingsError, load_settings
+from coinmarket_assets.settings import Settings, SettingsError, StorageSettings, load_settings
 from coinmarket_assets.storage.backup import BackupError, backup, restore
 from coinmarket_assets.storage.database import (
     DATABASE_URL_ENV,
     DatabaseNotConfiguredError,
     check_url,
-    connect,
     redact,
 )
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, coinmarket_home
@@ -67,10 +67,13 @@ def _say(message: str) -> None:
 
 @contextmanager
 def database_environment() -> Iterator[str]:
-    """Export COINMARKET_DATABASE_URL (starting the embedded server if unset) and DAGSTER_HOME."""
+    """Export COINMARKET_DATABASE_URL (starting the embedded server if unset), DAGSTER_HOME and
+    the Dagster flags the project relies on (a value the user set wins)."""
+    for name, value in DAGSTER_FLAGS.items():
+        os.environ.setdefault(name, value)
     home = coinmarket_home()
     embedded = None
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    url = StorageSettings.from_env().database_url
     if url:
         check_url(url)  # before any tool (libpq, pg_dump) could quote a misread piece of it
     try:
@@ -246,53 +249,76 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _coverage(url: str) -> list[CoinCoverage]:
-    with connect(url) as conn:
-        return coverage(conn)
-
-
 def cmd_coverage(args: argparse.Namespace) -> int:
     with database_environment() as url:
         if not args.fill:
-            print(format_report(_coverage(url)), flush=True)
+            print(format_report(stored_coverage(url)), flush=True)
             return 0
         _migrate(url)  # it runs the pipeline, as exec does
         return _fill_gaps(url)
 
 
 def _fill_gaps(url: str) -> int:
-    """Fetch every gap's days (merged into few runs), recompute the statistics they touch, and
-    report the gaps the source could not fill."""
+    """Start the run the gap_fill_sensor would request (computed by the same functions), wait
+    for it, and report the gaps it could not fill."""
+    from coinmarket_assets.gap_fill import execute_command, gap_fill_request
+    from coinmarket_assets.sources import SourceError
+
     settings = load_settings()
-    before = _coverage(url)
-    plan = fill_plan(before, settings.start_date, max(RSI_LOOKBACK_DAYS, settings.return_days))
-    if plan.before_start:
-        missed = ", ".join(map(str, plan.before_start))
-        _say(f"days before COINMARKET_START_DATE {settings.start_date} cannot be fetched: {missed}")
-    if not plan.fetch:
+    before = stored_coverage(url)
+    gaps, before_start = fetchable_gaps(before, settings.start_date)
+    if before_start:
+        _say(
+            f"days before COINMARKET_START_DATE {settings.start_date} cannot be fetched: "
+            f"{describe_gaps(before_start)}"
+        )
+    try:
+        fill = _universe_gap_fill(url, gaps, settings) if gaps else None
+    except SourceError as error:
+        _say(f"error: the source could not list the universe: {mask(str(error))}")
+        return 1
+    if fill is None:
         print(format_report(before), flush=True)
         _say("no gaps to fill")
         return 0
-    runs = [((CANDLE_ASSET,), days) for days in plan.fetch]
-    runs += [(STATISTICS_ASSETS, days) for days in plan.recompute]
-    _say(f"{len(all_gaps(before))} gap(s) to fill in {len(runs)} run(s)")
-    for assets, days in runs:
-        _say(f"materializing {','.join(assets)} for {days}")
-        code = _run_child(_dagster(*materialize_command(assets, days)))
-        if code != 0:
-            _say(f"error: the run for {days} failed (exit code {code}); its logs are in the UI")
-            return code
-    after = _coverage(url)
+    tickers = ", ".join(fill.tickers)
+    _say(f"{len(fill.gaps)} gap(s) of {tickers} to fill in one run over {fill.days}")
+    with execute_command(gap_fill_request(fill)) as command:
+        code = _run_child(_dagster(*command))
+    if code != 0:
+        _say(f"error: the run for {fill.days} failed (exit code {code}); its logs are in the UI")
+        return code
+    _report_filled(url, fill, settings)
+    return 0
+
+
+def _report_filled(url: str, fill: GapFill, settings: Settings) -> None:
+    after = stored_coverage(url)
     print(format_report(after), flush=True)
-    remaining = all_gaps(after)
-    if remaining:
+    # What the run's coins still lack, the source lacks: the run fetched every day of their gaps.
+    remaining = fetchable_gaps(after, settings.start_date)[0]
+    unfilled = [(coin, gap) for coin, gap in remaining if coin.coin_id in fill.coin_ids]
+    if unfilled:
         _say(
-            f"{len(remaining)} gap(s) could not be filled: the source has no candle for those "
-            f"days, or the coin is not in COINMARKET_TICKERS: {describe_gaps(remaining)}"
+            f"{len(unfilled)} gap(s) could not be filled: the source has no candle for those "
+            f"days: {describe_gaps(unfilled)}"
         )
     else:
-        _say("every gap is filled")
-    return 0
+        _say("every gap of the run is filled" if all_gaps(after) else "every gap is filled")
+
+
+def _universe_gap_fill(url: str, gaps: list[Gap], settings: Settings) -> GapFill | None:
+    """The run for the gaps of the universe's coins, which the source lists (waiting for the
+    runs that use it); the other coins' gaps are named and left alone."""
+    from coinmarket_assets.resources import SOURCE_LOCK, MarketDataSourceResource
+    from coinmarket_assets.storage.locks import session_lock
+
+    with session_lock(url, SOURCE_LOCK, "coinmarket coverage --fill"):
+        universe = MarketDataSourceResource().universe(settings)
+    fill, outside = gap_fill(gaps, {coin.coin_id for coin in universe})
+    if outside:
+        _say(f"coins not in COINMARKET_TICKERS are left alone: {describe_gaps(outside)}")
+    return fill
 
 
 def _day(text: str) -> date:

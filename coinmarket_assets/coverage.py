@@ -1,18 +1,25 @@
-"""Which days of candles are stored per coin, where they have gaps, and the runs that fill them."""
+"""Which days of candles are stored per coin, where they have gaps, and the run that fills them.
 
-from collections.abc import Iterable, Sequence
+The gap-fill sensor (in the code location) imports this module: psycopg and tabulate are
+imported where they are used, not with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import psycopg
-from tabulate import tabulate
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.tables import DAILY_TABLES
+
+if TYPE_CHECKING:
+    import psycopg
 
 CANDLE_ASSET = "historical_trade_data"
-# Computed from stored candles only; with CANDLE_ASSET they are schedules.PARTITIONED_ASSETS.
-STATISTICS_ASSETS = ("historical_rolling", "period_returns", "top_ranking", "bottom_ranking")
-# Gaps at most this many days apart are fetched in one run: each run costs seconds of overhead,
-# and re-fetching the stored days between two gaps keeps them as they are (or revises them).
-MERGE_GAPS_WITHIN_DAYS = 30
+# Computed from stored candles only: the daily tables (partitions.DAILY_TABLE_ASSETS) but one.
+STATISTICS_ASSETS = tuple(table for table in DAILY_TABLES if table != CANDLE_ASSET)
 
 
 @dataclass(frozen=True, order=True)
@@ -86,70 +93,76 @@ def coverage(conn: psycopg.Connection) -> list[CoinCoverage]:
     ]
 
 
-def all_gaps(report: Iterable[CoinCoverage]) -> list[tuple[CoinCoverage, DayRange]]:
+Gap = tuple[CoinCoverage, DayRange]
+
+
+def all_gaps(report: Iterable[CoinCoverage]) -> list[Gap]:
     return [(coin, gap) for coin in report for gap in coin.gaps]
 
 
-def merge_ranges(ranges: Iterable[DayRange], within_days: int = 0) -> list[DayRange]:
-    """The ranges merged where they overlap or at most ``within_days`` days lie between them."""
-    merged: list[DayRange] = []
-    for current in sorted(ranges):
-        if merged and (current.first - merged[-1].last).days <= within_days + 1:
-            last = max(merged[-1].last, current.last)
-            merged[-1] = DayRange(merged[-1].first, last)
-        else:
-            merged.append(current)
-    return merged
+def stored_coverage(url: str | None = None) -> list[CoinCoverage]:
+    """``coverage`` of the database at ``url`` (default: COINMARKET_DATABASE_URL)."""
+    with connect(url) as conn:
+        return coverage(conn)
+
+
+def fetchable_gaps(report: Iterable[CoinCoverage], start_date: date) -> tuple[list[Gap], list[Gap]]:
+    """The gaps' days from ``start_date`` on, and those before it, which no partition holds."""
+    day_before_start = start_date - timedelta(days=1)
+    fetchable, before_start = [], []
+    for coin, gap in all_gaps(report):
+        if gap.first < start_date:
+            before_start.append((coin, DayRange(gap.first, min(gap.last, day_before_start))))
+        if gap.last >= start_date:
+            fetchable.append((coin, DayRange(max(gap.first, start_date), gap.last)))
+    return fetchable, before_start
 
 
 @dataclass(frozen=True)
-class FillPlan:
-    """Runs that fetch the missing days, then runs that recompute the statistics they touch."""
+class GapFill:
+    """One run that fetches its coins' candles over ``days`` and recomputes what they feed."""
 
-    fetch: list[DayRange]
-    recompute: list[DayRange]
-    before_start: list[DayRange]  # missing days before the first partition: no run fetches them
+    gaps: tuple[Gap, ...]
+    days: DayRange
+
+    @property
+    def coin_ids(self) -> list[int]:
+        return sorted({coin.coin_id for coin, _ in self.gaps})
+
+    @property
+    def tickers(self) -> list[str]:
+        """The coins' tickers, in the order of their ids."""
+        names = {coin.coin_id: coin.ticker for coin, _ in self.gaps}
+        return [names[coin_id] for coin_id in self.coin_ids]
 
 
-def fill_plan(report: Sequence[CoinCoverage], start_date: date, affected_days: int) -> FillPlan:
-    """Plan the runs that fill every gap of ``report``.
+def gap_fill(gaps: Sequence[Gap], universe: Collection[int]) -> tuple[GapFill | None, list[Gap]]:
+    """The run that fills the gaps of the coins in ``universe`` (CoinMarketCap ids), and the
+    gaps of the other coins, which it leaves alone.
 
-    A candle of day X enters the statistics of days X..X + ``affected_days`` (the RSI lookback,
-    or the n of the n-day return when longer), so those days are recomputed too, up to the
-    newest stored day.
+    The run spans the first missing day to its coins' newest stored day. A candle of day X
+    enters the statistics of the days after X (up to the RSI lookback), and the run re-fetches
+    its coins' stored days too (the source may have revised them): ending on the newest day,
+    it recomputes every statistic a fetched candle feeds, and none stays computed from a
+    replaced one. So all the gaps are one run: any two such spans overlap.
     """
-    gaps = merge_ranges(gap for _, gap in all_gaps(report))
-    day_before_start = start_date - timedelta(days=1)
-    before_start = [DayRange(g.first, min(g.last, day_before_start)) for g in gaps]
-    fetchable = [DayRange(max(g.first, start_date), g.last) for g in gaps if g.last >= start_date]
-    fetch = merge_ranges(fetchable, MERGE_GAPS_WITHIN_DAYS)
-    newest = max((coin.last_day for coin in report), default=start_date)
-    touched = [
-        DayRange(r.first, min(r.last + timedelta(days=affected_days), newest)) for r in fetch
-    ]
-    return FillPlan(
-        fetch=fetch,
-        recompute=merge_ranges(touched),
-        before_start=[g for g in before_start if g.first < start_date],
-    )
+    inside = tuple(sorted(((c, g) for c, g in gaps if c.coin_id in universe), key=_gap_order))
+    outside = [(c, g) for c, g in gaps if c.coin_id not in universe]
+    if not inside:
+        return None, outside
+    first = min(gap.first for _, gap in inside)
+    newest = max(coin.last_day for coin, _ in inside)
+    return GapFill(inside, DayRange(first, newest)), outside
 
 
-def materialize_command(assets: Sequence[str], days: DayRange) -> list[str]:
-    """The arguments of ``dagster`` that materialize ``assets`` over ``days`` in one run."""
-    return [
-        "asset",
-        "materialize",
-        "-m",
-        "coinmarket_assets.definitions",
-        "--select",
-        ",".join(assets),
-        "--partition-range",
-        f"{days.first}...{days.last}",
-    ]
+def _gap_order(item: Gap) -> tuple[int, DayRange]:
+    return item[0].coin_id, item[1]
 
 
 def format_report(report: Sequence[CoinCoverage]) -> str:
     """A table of coins, then one line per gap."""
+    from tabulate import tabulate
+
     if not report:
         return "No candles are stored yet."
     coins = tabulate(
@@ -171,6 +184,9 @@ def format_report(report: Sequence[CoinCoverage]) -> str:
     return f"{coins}\n\n{len(gaps)} gap(s):\n{listed}"
 
 
-def describe_gaps(gaps: Iterable[tuple[CoinCoverage, DayRange]]) -> str:
-    """``ALPHA 2020-03-31, BETA 2020-05-01..2020-05-03``."""
-    return ", ".join(f"{coin.ticker} {gap}" for coin, gap in gaps)
+def describe_gaps(gaps: Sequence[Gap], limit: int | None = None) -> str:
+    """``ALPHA 2020-03-31, BETA 2020-05-01..2020-05-03``; beyond ``limit``, ``and N more``."""
+    described = ", ".join(f"{coin.ticker} {gap}" for coin, gap in gaps[:limit])
+    if limit is not None and len(gaps) > limit:
+        described += f" and {len(gaps) - limit} more"
+    return described

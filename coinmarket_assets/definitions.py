@@ -8,6 +8,7 @@ from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
 from coinmarket_assets.assets.statistics import historical_rolling, period_returns
 from coinmarket_assets.execution import step_executor
+from coinmarket_assets.gap_fill import gap_fill_sensor
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.schedules import (
     daily_market_job,
@@ -32,7 +33,7 @@ defs = Definitions(
     executor=step_executor,
     jobs=[daily_market_job, freshness_check_job],
     schedules=[daily_market_schedule, freshness_check_schedule],
-    sensors=[universe_sensor, run_failure_alert],
+    sensors=[universe_sensor, gap_fill_sensor, run_failure_alert],
     resources={
         "postgres_io_manager": PostgresIOManager(),
         "source": MarketDataSourceResource(),

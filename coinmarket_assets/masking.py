@@ -21,14 +21,17 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
+from coinmarket_assets.settings import DATABASE_URL_ENV, WEBHOOK_ENV, secret_variables
+
 MASK = "***"
-# The variables that hold secrets, named here once: this module is imported by every process.
-DATABASE_URL_ENV = "COINMARKET_DATABASE_URL"
-API_KEY_ENV = "COINMARKET_CMC_API_KEY"
-WEBHOOK_ENV = "COINMARKET_ALERT_WEBHOOK"
 # libpq's own variable: children may get the password this way instead of on a command line.
 PGPASSWORD_ENV = "PGPASSWORD"
-SECRET_VARIABLES = (DATABASE_URL_ENV, API_KEY_ENV, WEBHOOK_ENV, PGPASSWORD_ENV)
+# Every setting declared secret, and PGPASSWORD.
+SECRET_VARIABLES = (*secret_variables(), PGPASSWORD_ENV)
+# Secrets masked as given: those the code below takes apart are not among them.
+_WHOLE_SECRETS = tuple(
+    name for name in SECRET_VARIABLES if name not in (DATABASE_URL_ENV, WEBHOOK_ENV, PGPASSWORD_ENV)
+)
 # A piece of a secret split at a URL delimiter, as libpq quotes it for a URL it misreads; shorter
 # pieces would mask ordinary words.
 MIN_FRAGMENT_CHARACTERS = 4
@@ -71,7 +74,7 @@ def known_secrets(env: Mapping[str, str]) -> list[str]:
     """Every secret that ``env`` configures, as given and with surrounding whitespace removed."""
     passwords = [*url_passwords(env.get(DATABASE_URL_ENV, "")), env.get(PGPASSWORD_ENV, "")]
     secrets = passwords + [fragment for password in passwords for fragment in _fragments(password)]
-    secrets.append(env.get(API_KEY_ENV, ""))
+    secrets += [env.get(name, "") for name in _WHOLE_SECRETS]  # the API key among them
     webhook = env.get(WEBHOOK_ENV, "")
     if webhook.strip():
         secrets += [*_webhook_secrets(webhook.strip()), webhook]

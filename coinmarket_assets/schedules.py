@@ -1,13 +1,11 @@
 """The daily run: shortly after each UTC midnight, the day that just ended and a few before it."""
 
-import os
 from datetime import timedelta
 
 from dagster import (
     AssetCheckKey,
     AssetKey,
     AssetSelection,
-    DagsterInvalidDefinitionError,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
@@ -17,29 +15,21 @@ from dagster import (
     schedule,
 )
 
-from coinmarket_assets.settings import SettingsError, env_value, load_settings
+from coinmarket_assets.checks import FRESH_CANDLES
+from coinmarket_assets.partitions import DAILY_TABLE_ASSETS
+from coinmarket_assets.settings import load_settings, load_time_settings
 
-SCHEDULE_ENABLED_ENV = "COINMARKET_SCHEDULE_ENABLED"
-SCHEDULE_CRON_ENV = "COINMARKET_SCHEDULE_CRON"
-DEFAULT_CRON = "30 0 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-_FLAGS = dict.fromkeys(("true", "yes", "on", "1"), True) | dict.fromkeys(
-    ("false", "no", "off", "0"), False
-)
-
-PARTITIONED_ASSETS = AssetSelection.assets(
-    "historical_trade_data", "historical_rolling", "period_returns", "top_ranking", "bottom_ranking"
-)
 
 DAILY_CHART = AssetSelection.assets("ranked_coin_chart")
 FRESHNESS_CHECK = AssetSelection.checks(
-    AssetCheckKey(AssetKey("historical_trade_data"), "fresh_candles")
+    AssetCheckKey(AssetKey(*FRESH_CANDLES.assets), FRESH_CANDLES.name)
 )
 
 daily_market_job = define_asset_job(
     "daily_market_data",
-    selection=PARTITIONED_ASSETS | DAILY_CHART,
+    selection=DAILY_TABLE_ASSETS | DAILY_CHART,
     description="Candles, statistics, rankings and the chart of a range of days, in one run.",
 )
 
@@ -48,32 +38,6 @@ freshness_check_job = define_asset_job(
     selection=FRESHNESS_CHECK,
     description="Whether the newest stored candle closed at most 36 hours ago; loads no table.",
 )
-
-
-def _parse_flag(raw: str) -> bool:
-    if raw.lower() not in _FLAGS:
-        raise ValueError(raw)
-    return _FLAGS[raw.lower()]
-
-
-def env_flag(name: str, default: bool, env: dict[str, str] | None = None) -> bool:
-    """The yes/no variable ``name`` (true/false, yes/no, on/off, 1/0), ``default`` when unset."""
-    env = dict(os.environ if env is None else env)
-    return env_value(env, name, default, _parse_flag, "true or false")
-
-
-def schedule_cron(env: dict[str, str] | None = None) -> str:
-    """The daily run's cron expression (``COINMARKET_SCHEDULE_CRON``, UTC), checked as Dagster
-    checks it, so that a bad value fails naming the variable."""
-    env = dict(os.environ if env is None else env)
-    cron = env.get(SCHEDULE_CRON_ENV, "").strip() or DEFAULT_CRON
-    try:
-        ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
-    except DagsterInvalidDefinitionError:
-        raise SettingsError(
-            f"{SCHEDULE_CRON_ENV} must be a cron expression like {DEFAULT_CRON!r}, not {cron!r}"
-        ) from None
-    return cron
 
 
 def partition_range_tags(first: str, last: str) -> dict[str, str]:
@@ -85,14 +49,14 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
 # the chosen state in its storage. Read when the code location loads.
 SCHEDULE_DEFAULT_STATUS = (
     DefaultScheduleStatus.RUNNING
-    if env_flag(SCHEDULE_ENABLED_ENV, default=True)
+    if load_time_settings().schedule_enabled
     else DefaultScheduleStatus.STOPPED
 )
 
 
 @schedule(
     job=daily_market_job,
-    cron_schedule=schedule_cron(),
+    cron_schedule=load_time_settings().schedule_cron,
     execution_timezone="UTC",
     default_status=SCHEDULE_DEFAULT_STATUS,
     description="One run for the day that just ended and the COINMARKET_RESYNC_DAYS before it "

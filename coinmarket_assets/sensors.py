@@ -1,7 +1,6 @@
 """Sensors: history for coins that join the universe, and alerts when a run fails."""
 
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -16,43 +15,21 @@ from dagster import (
     sensor,
 )
 
-from coinmarket_assets.alerts import ALERT_WEBHOOK_ENV, alert_webhook, failure_message, post_alert
+from coinmarket_assets.alerts import alert_webhook, failure_message, post_alert
 from coinmarket_assets.partitions import daily_partitions
 from coinmarket_assets.resources import (
     SOURCE_LOCK,
     MarketDataSourceResource,
     PipelineSettingsResource,
 )
-from coinmarket_assets.schedules import daily_market_job, env_flag, partition_range_tags
-from coinmarket_assets.settings import env_value
+from coinmarket_assets.schedules import daily_market_job, partition_range_tags
+from coinmarket_assets.settings import WEBHOOK_ENV, load_time_settings
 from coinmarket_assets.sources import Coin
 from coinmarket_assets.storage.database import connect, database_url
 from coinmarket_assets.storage.locks import LOCK_NAMESPACE, lock_key
 
-UNIVERSE_SENSOR_ENABLED_ENV = "COINMARKET_UNIVERSE_SENSOR_ENABLED"
-UNIVERSE_SENSOR_INTERVAL_ENV = "COINMARKET_UNIVERSE_SENSOR_INTERVAL"
-DEFAULT_INTERVAL_SECONDS = 3600  # one listing request an hour: nothing next to a backfill
-MIN_INTERVAL_SECONDS = 60
 NEW_COINS_TAG = "coinmarket/new_coins"
 TICKERS_IN_TAG = 20
-
-
-def _interval_seconds(raw: str) -> int:
-    seconds = int(raw)
-    if seconds < MIN_INTERVAL_SECONDS:
-        raise ValueError(raw)
-    return seconds
-
-
-def universe_sensor_interval() -> int:
-    """Seconds between two looks at the universe (``COINMARKET_UNIVERSE_SENSOR_INTERVAL``)."""
-    return env_value(
-        dict(os.environ),
-        UNIVERSE_SENSOR_INTERVAL_ENV,
-        DEFAULT_INTERVAL_SECONDS,
-        _interval_seconds,
-        f"a whole number of seconds >= {MIN_INTERVAL_SECONDS}",
-    )
 
 
 def earliest_stored_days(url: str) -> dict[int, date]:
@@ -71,12 +48,12 @@ def newest_day() -> date | None:
 
 
 @contextmanager
-def source_lock_if_free(url: str) -> Iterator[bool]:
+def source_lock_if_free(url: str, holder: str = "universe sensor") -> Iterator[bool]:
     """Hold the source lock for the block if no run step holds it; yields whether it does.
 
     A sensor must not wait: a backfill can hold the lock for hours, longer than a tick may last.
     """
-    application = "coinmarket market_data_source: universe sensor"
+    application = f"coinmarket market_data_source: {holder}"
     with connect(url, autocommit=True, application_name=application) as conn:
         row = conn.execute(
             "SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, lock_key(SOURCE_LOCK)]
@@ -117,9 +94,9 @@ def history_request(coins: Sequence[Coin], first_day: date, last_day: date) -> R
 
 @sensor(
     job=daily_market_job,
-    minimum_interval_seconds=universe_sensor_interval(),
+    minimum_interval_seconds=load_time_settings().universe_sensor_interval,
     default_status=DefaultSensorStatus.RUNNING
-    if env_flag(UNIVERSE_SENSOR_ENABLED_ENV, default=True)
+    if load_time_settings().universe_sensor_enabled
     else DefaultSensorStatus.STOPPED,
     description="When coins join the universe (new COINMARKET_TICKERS, or coins entering the top "
     "COINMARKET_TOP_N), requests one run that stores their history over the days already stored "
@@ -170,6 +147,6 @@ def run_failure_alert(context: RunFailureSensorContext) -> None:
     context.log.warning(message)
     webhook = alert_webhook()
     if webhook is None:
-        context.log.info(f"{ALERT_WEBHOOK_ENV} is not set: the alert is only logged")
+        context.log.info(f"{WEBHOOK_ENV} is not set: the alert is only logged")
         return
     post_alert(webhook, message, context.log)

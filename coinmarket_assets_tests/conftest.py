@@ -7,24 +7,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, create_database
 from coinmarket_assets.storage.migrations import apply_migrations
-from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
+from coinmarket_testkit.databases import database_url_for, drop_database
+from coinmarket_testkit.synthetic import SyntheticMarket, default_market
 
 TEMPLATE_DATABASE = "coinmarket_test_template"
 _database_numbers = itertools.count()
-
-
-def database_url_for(url: str, name: str) -> str:
-    """``url`` pointing at database ``name`` on the same server."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,13 +51,6 @@ def template_url(server_url: str) -> str:
     return url
 
 
-def _drop_database(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 @contextmanager
 def module_database(server_url: str, prefix: str) -> Iterator[str]:
     """A fresh migrated database for the tests of one module, dropped afterwards."""
@@ -73,7 +59,7 @@ def module_database(server_url: str, prefix: str) -> Iterator[str]:
     try:
         yield database_url_for(server_url, name)
     finally:
-        _drop_database(server_url, name)
+        drop_database(server_url, name)
 
 
 @pytest.fixture
@@ -82,7 +68,7 @@ def empty_database_url(server_url: str) -> Iterator[str]:
     name = f"coinmarket_test_{os.getpid()}_{next(_database_numbers)}"
     create_database(server_url, name)
     yield database_url_for(server_url, name)
-    _drop_database(server_url, name)
+    drop_database(server_url, name)
 
 
 @pytest.fixture
@@ -95,7 +81,7 @@ def database_url(
     url = database_url_for(server_url, name)
     monkeypatch.setenv(DATABASE_URL_ENV, url)
     yield url
-    _drop_database(server_url, name)
+    drop_database(server_url, name)
 
 
 @pytest.fixture

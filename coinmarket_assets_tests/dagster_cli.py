@@ -8,17 +8,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def cli_environment(tmp_path: Path, source: Path, tickers: Sequence[str]) -> dict[str, str]:
-    """The environment of a run: the project's dagster.yaml in a fresh DAGSTER_HOME, the
-    database of COINMARKET_DATABASE_URL and a ``csv:`` source."""
+    """The environment of a run: the project's dagster.yaml in a fresh DAGSTER_HOME, the Dagster
+    flags (as docs/deployment.md asks of who runs ``dagster`` directly), the database of
+    COINMARKET_DATABASE_URL and a ``csv:`` source."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
     shutil.copy(PROJECT / "dagster.yaml", dagster_home / "dagster.yaml")
     return {
         **os.environ,
+        **DAGSTER_FLAGS,
         "DAGSTER_HOME": str(dagster_home),
         "COINMARKET_SOURCE": f"csv:{source}",
         "COINMARKET_TICKERS": ",".join(tickers),

@@ -10,18 +10,14 @@ from dagster import DagsterInstance, ExecuteInProcessResult, JobExecutionResult,
 from psycopg import sql
 
 from coinmarket_assets.definitions import defs
+from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
 from coinmarket_assets.storage.table_io import read_rows
-from coinmarket_assets.storage.tables import TABLES, TIMESTAMP
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_assets.storage.tables import DAILY_TABLES, TABLES, TIMESTAMP
+from coinmarket_testkit.synthetic import SyntheticMarket
 
-PARTITIONED_ASSETS = [
-    "historical_trade_data",
-    "historical_rolling",
-    "period_returns",
-    "top_ranking",
-    "bottom_ranking",
-]
+# The daily tables' assets (partitions.DAILY_TABLE_ASSETS), by name.
+PARTITIONED_ASSETS = list(DAILY_TABLES)
 
 
 def materialize_days(
@@ -36,10 +32,7 @@ def materialize_days(
         assets=list(defs.assets),
         selection=list(selection),
         resources={**defs.resources, **(resources or {})},
-        tags={
-            "dagster/asset_partition_range_start": first_day,
-            "dagster/asset_partition_range_end": last_day,
-        },
+        tags=partition_range_tags(first_day, last_day),
         instance=DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )

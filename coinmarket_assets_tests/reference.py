@@ -1,6 +1,7 @@
 """Independent references for the statistics: TA-Lib, plain pandas and plain Python.
 
-They compute each value the slow, obvious way, straight from the definitions in the README.
+They compute each value the slow, obvious way, straight from the definitions in the README, and
+import nothing of the package: the numbers of the definitions are written here again.
 """
 
 import math
@@ -20,24 +21,29 @@ def rsi_reference(window_closes: np.ndarray, period: int) -> float | None:
 
 
 def std_reference(window_closes: np.ndarray, window: int) -> float | None:
+    """The population (ddof=0) standard deviation of the last ``window`` closes, by pandas."""
     if len(window_closes) < window:
         return None
-    return float(talib.STDDEV(window_closes[-window:], timeperiod=window, nbdev=1)[-1])
+    return float(pd.Series(window_closes[-window:]).std(ddof=0))
 
 
 def rolling_reference(
-    stored: pd.DataFrame, days: pd.DatetimeIndex, rsi_period: int = 14, std_window: int = 14
+    stored: pd.DataFrame,
+    days: pd.DatetimeIndex,
+    rsi_period: int = 14,
+    std_window: int = 14,
+    lookback_days: int = LOOKBACK_DAYS,
 ) -> pd.DataFrame:
     """One row per stored candle dated in ``days``: (coin_id, trade_date) -> rsi, std_dev."""
     rows = []
     for coin_id, coin in stored.groupby("coin_id"):
         coin = coin.sort_values("trade_date")
+        dates = coin["trade_date"].to_numpy(dtype="datetime64[D]")
+        all_closes = coin["close"].to_numpy(dtype="float64")
         for day in coin["trade_date"][coin["trade_date"].isin(days)]:
-            in_window = coin[
-                (coin["trade_date"] >= day - pd.Timedelta(days=LOOKBACK_DAYS))
-                & (coin["trade_date"] <= day)
-            ]
-            closes = in_window["close"].to_numpy(dtype="float64")
+            end = np.datetime64(day.date(), "D")
+            in_window = (dates >= end - np.timedelta64(lookback_days, "D")) & (dates <= end)
+            closes = all_closes[in_window]
             rows.append(
                 {
                     "coin_id": coin_id,

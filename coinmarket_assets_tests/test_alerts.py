@@ -8,6 +8,7 @@ import pytest
 from dagster import DagsterInstance, ExecuteInProcessResult, Failure, job, op
 
 from coinmarket_assets.alerts import alert_webhook, failure_message, post_alert, ui_url
+from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets.settings import SettingsError
 from coinmarket_assets_tests.hostile_secrets import (
     API_KEY,
@@ -53,10 +54,7 @@ def test_the_message_names_job_days_step_error_and_link(monkeypatch: pytest.Monk
     monkeypatch.setenv("COINMARKET_UI_URL", "https://dagster.example.com/")
     result = _failed_run(
         ValueError("BETA 2020-02-03: close is not a number ('nan')"),
-        {
-            "dagster/asset_partition_range_start": "2020-02-01",
-            "dagster/asset_partition_range_end": "2020-02-05",
-        },
+        partition_range_tags("2020-02-01", "2020-02-05"),
     )
     assert _message(result).splitlines() == [
         "Dagster run failed: market_job",

@@ -23,16 +23,14 @@ from coinmarket_assets_tests.dagster_runs import materialize_days
 
 ALL_COINS = [101, 102, 103, 104, 105]
 STORED_CHECKS = {
-    ("historical_trade_data", "no_bad_rows"),
-    ("historical_trade_data", checks.OHLC_SANE),
-    ("historical_trade_data", checks.NO_MISSING_DAYS),
-    ("historical_trade_data", checks.ONE_ROW_PER_COIN_AND_DAY),
-    ("historical_rolling", checks.ONE_ROW_PER_COIN_AND_DAY),
-    ("period_returns", checks.ONE_ROW_PER_COIN_AND_DAY),
-    ("top_ranking", checks.CONSISTENT_WITH_RETURNS),
-    ("top_ranking", checks.ONE_ROW_PER_COIN_AND_DAY),
-    ("bottom_ranking", checks.CONSISTENT_WITH_RETURNS),
-    ("bottom_ranking", checks.ONE_ROW_PER_COIN_AND_DAY),
+    ("historical_trade_data", checks.NO_BAD_ROWS.name),
+    ("historical_trade_data", checks.OHLC_SANE.name),
+    ("historical_trade_data", checks.NO_MISSING_DAYS.name),
+    ("historical_rolling", checks.ONE_ROW_PER_STORED_CANDLE.name),
+    ("top_ranking", checks.CONSISTENT_WITH_RETURNS.name),
+    ("top_ranking", checks.ONE_RANK_PER_COIN_AND_DAY.name),
+    ("bottom_ranking", checks.CONSISTENT_WITH_RETURNS.name),
+    ("bottom_ranking", checks.ONE_RANK_PER_COIN_AND_DAY.name),
 }
 
 
@@ -65,7 +63,7 @@ def test_a_run_reports_every_check_and_names_missing_days_inside_histories(
     evaluations = _evaluations(result)
     assert set(evaluations) == STORED_CHECKS
 
-    missing = evaluations.pop(("historical_trade_data", checks.NO_MISSING_DAYS))
+    missing = evaluations.pop(("historical_trade_data", checks.NO_MISSING_DAYS.name))
     assert not missing.passed
     assert missing.severity == AssetCheckSeverity.WARN
     # ALPHA's four gaps; LATE, listed on 2020-04-10, is not missing the days before its history.
@@ -120,7 +118,7 @@ def test_bad_candles_from_the_source_fail_the_ohlc_check_naming_coin_and_day(
     result = materialize_days("2020-03-01", "2020-03-05", ["historical_trade_data"])
 
     assert result.success  # the check reports; it does not block the run
-    ohlc = _evaluations(result)[("historical_trade_data", checks.OHLC_SANE)]
+    ohlc = _evaluations(result)[("historical_trade_data", checks.OHLC_SANE.name)]
     assert not ohlc.passed
     assert ohlc.severity == AssetCheckSeverity.ERROR
     assert ohlc.metadata["failing"].value == 2
@@ -143,58 +141,67 @@ def test_missing_days_use_the_stored_neighbours_of_the_window(database_url: str,
     assert after.passed
 
 
-def test_duplicates_are_counted_against_distinct_coin_days(database_url: str, csv_source: Path):
+def test_a_coin_ranked_twice_on_a_day_fails_naming_coin_and_day(
+    database_url: str, csv_source: Path
+):
     materialize_days("2020-02-20", "2020-03-05")
-    # The primary key forbids duplicates; drop it to store one, as a broken writer might.
-    _execute("ALTER TABLE historical_trade_data DROP CONSTRAINT historical_trade_data_pkey")
-    _execute(
-        "INSERT INTO historical_trade_data SELECT * FROM historical_trade_data "
-        "WHERE ticker = 'GAMMA' AND trade_date = '2020-03-02'"
-    )
-    # Rankings are keyed by (day, rank): nothing stops a coin from being ranked twice.
+    # Rankings are keyed by (day, rank): nothing but the check stops a coin ranked twice.
     _execute(
         "UPDATE top_ranking t SET coin_id = f.coin_id, ticker = f.ticker "
         "FROM top_ranking f WHERE f.trade_date = t.trade_date AND f.rank = 1 "
         "AND t.trade_date = '2020-03-04' AND t.rank = 2"
     )
     with connect() as conn:
-        candles = checks.duplicate_coin_days(
-            conn, "historical_trade_data", date(2020, 3, 1), date(2020, 3, 5)
-        )
-        later = checks.duplicate_coin_days(
-            conn, "historical_trade_data", date(2020, 3, 3), date(2020, 3, 5)
-        )
-        ranked = checks.duplicate_coin_days(conn, "top_ranking", date(2020, 3, 1), date(2020, 3, 5))
+        ranked = checks.coins_ranked_twice(conn, "top_ranking", date(2020, 3, 1), date(2020, 3, 5))
+        before = checks.coins_ranked_twice(conn, "top_ranking", date(2020, 3, 1), date(2020, 3, 3))
         consistent = checks.ranking_mismatches(
             conn, "top_ranking", date(2020, 3, 1), date(2020, 3, 5), 5, highest_first=True
         )
-    assert candles.failing == 1
-    assert candles.details == {"rows": 21, "distinct_coin_days": 20}  # LATE lists in April
-    assert candles.problems == ["GAMMA (id 103) 2020-03-02: 2 rows"]
-    assert later.passed
     assert ranked.failing == 1
-    assert ranked.problems[0].endswith(" 2020-03-04: 2 rows")
+    assert ranked.problems[0].endswith(" 2020-03-04: 2 ranks")
+    assert before.passed
     assert [p.split(":")[0] for p in consistent.problems] == ["2020-03-04 rank 2"]
 
 
-def test_a_table_keyed_by_coin_and_day_is_counted_and_passes_by_its_key(
+def _mismatches(first: str, last: str, coin_ids: list[int] | None = ALL_COINS):
+    with connect() as conn:
+        return checks.candle_mismatches(
+            conn,
+            "historical_rolling",
+            date.fromisoformat(first),
+            date.fromisoformat(last),
+            coin_ids,
+        )
+
+
+def test_statistics_that_do_not_match_the_stored_candles_fail_naming_coin_and_day(
     database_url: str, csv_source: Path
 ):
-    materialize_days("2020-02-20", "2020-03-05")
-    with connect() as conn:
-        keyed = checks.duplicate_coin_days(
-            conn, "historical_rolling", date(2020, 3, 1), date(2020, 3, 5)
-        )
-    _execute("ALTER TABLE historical_rolling DROP CONSTRAINT historical_rolling_pkey")
-    with connect() as conn:
-        scanned = checks.duplicate_coin_days(
-            conn, "historical_rolling", date(2020, 3, 1), date(2020, 3, 5)
-        )
-    assert keyed.passed
-    assert keyed.summary.endswith("one per coin and day by the table's unique key")
-    assert keyed.details == scanned.details == {"rows": 20, "distinct_coin_days": 20}
-    assert scanned.passed
-    assert scanned.summary.endswith("20 distinct coin-days")
+    materialize_days("2020-02-20", "2020-03-10", ["historical_trade_data", "historical_rolling"])
+    assert _mismatches("2020-02-20", "2020-03-10").passed
+
+    _execute(  # a statistic lost
+        "DELETE FROM historical_rolling WHERE ticker = 'BETA' AND trade_date = '2020-03-02'"
+    )
+    _execute(  # a statistic left behind by a candle that is gone
+        "DELETE FROM historical_trade_data WHERE ticker = 'GAMMA' AND trade_date = '2020-03-03'"
+    )
+    _execute(  # a statistic under another ticker than its candle's
+        "UPDATE historical_rolling SET ticker = 'OLD' "
+        "WHERE ticker = 'ALPHA' AND trade_date = '2020-03-04'"
+    )
+    found = _mismatches("2020-03-01", "2020-03-10")
+    assert found.problems == [
+        "BETA (id 102) 2020-03-02: no row for the stored candle",
+        "GAMMA (id 103) 2020-03-03: a row without a stored candle",
+        "ALPHA (id 101) 2020-03-04: ticker 'OLD', the candle's is 'ALPHA'",
+    ]
+    assert found.details == {"rows": 39, "candles": 39}  # 4 coins x 10 days, one less each
+    # Only the run's coins and days are looked at.
+    assert [
+        p.split(" 2020")[0] for p in _mismatches("2020-03-01", "2020-03-10", [101]).problems
+    ] == ["ALPHA (id 101)"]
+    assert _mismatches("2020-03-05", "2020-03-10").passed
 
 
 @pytest.mark.parametrize(
@@ -233,7 +240,7 @@ def test_the_freshness_check_runs_alone_without_loading_the_table(
         instance=DagsterInstance.ephemeral(),
     )
     (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == checks.FRESH_CANDLES
+    assert evaluation.check_name == checks.FRESH_CANDLES.name
     assert not evaluation.passed  # 2020 is long ago
     assert evaluation.severity == AssetCheckSeverity.WARN
     assert evaluation.metadata["newest_day"].value == "2020-03-05"

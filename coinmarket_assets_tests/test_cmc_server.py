@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from coinmarket_assets_tests.cmc_server import MISSING, FakeCoinMarketCap
-from coinmarket_assets_tests.synthetic import (
+from coinmarket_testkit.market import MISSING
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import (
     SyntheticCoin,
     SyntheticMarket,
     default_market,

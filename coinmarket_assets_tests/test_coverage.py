@@ -1,5 +1,6 @@
-"""``coinmarket coverage``: each coin's stored days and gaps, and ``--fill``, which fetches the
-missing days and recomputes the statistics they touch."""
+"""``coinmarket coverage``: each coin's stored days and gaps. Gap filling: the gap_fill_sensor
+requests one run of the daily job for the gapped coins, once per set of gaps, and
+``coinmarket coverage --fill`` starts that same run and reports what it could not fill."""
 
 from datetime import date, timedelta
 from pathlib import Path
@@ -7,20 +8,27 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from dagster import AssetSelection
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
 
 from coinmarket_assets.cli import main
 from coinmarket_assets.coverage import (
-    CANDLE_ASSET,
     STATISTICS_ASSETS,
     CoinCoverage,
     DayRange,
     coverage,
-    fill_plan,
-    merge_ranges,
+    fetchable_gaps,
+    gap_fill,
 )
 from coinmarket_assets.definitions import defs
-from coinmarket_assets.schedules import PARTITIONED_ASSETS
+from coinmarket_assets.gap_fill import GAP_FILL_TAG, gap_fill_sensor
+from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.storage.database import connect
 from coinmarket_assets.storage.table_io import replace_days
 from coinmarket_assets.storage.tables import TABLES
@@ -31,13 +39,15 @@ from coinmarket_assets_tests.dagster_runs import (
     read_table,
 )
 from coinmarket_assets_tests.launcher import COINMARKET, launcher_env, run_launcher
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import SyntheticMarket
 
-BETA = 102
+BETA, GAMMA = 102, 103
+# The default market lacks these candles of ALPHA: gaps of the source itself.
 ALPHA_GAPS = [
     DayRange(date(2020, 2, 10), date(2020, 2, 12)),
     DayRange(date(2020, 3, 31), date(2020, 3, 31)),
 ]
+ALPHA_GAPS_TEXT = "ALPHA 2020-02-10..2020-02-12, ALPHA 2020-03-31"
 
 
 def _day(text: str) -> date:
@@ -139,65 +149,164 @@ def _range(first: str, last: str) -> DayRange:
     return DayRange(_day(first), _day(last))
 
 
-def test_gaps_close_together_are_fetched_in_one_run():
-    gaps = [
-        _range("2020-03-21", "2020-03-22"),  # 40 days after the one before
-        _range("2020-01-01", "2020-01-05"),
-        _range("2020-01-03", "2020-01-10"),  # overlaps (another coin)
-        _range("2020-02-09", "2020-02-09"),  # 29 days after the last
-    ]
-    separate = [
-        _range("2020-01-01", "2020-01-10"),
-        _range("2020-02-09", "2020-02-09"),
-        _range("2020-03-21", "2020-03-22"),
-    ]
-    assert merge_ranges(gaps) == separate
-    assert merge_ranges(gaps, within_days=28) == separate
-    assert merge_ranges(gaps, within_days=29) == [
-        _range("2020-01-01", "2020-02-09"),
-        _range("2020-03-21", "2020-03-22"),
-    ]
+def _coin(coin_id: int, first: str, last: str, *gaps: DayRange) -> CoinCoverage:
+    return CoinCoverage(coin_id, f"C{coin_id}", _day(first), _day(last), 1, tuple(gaps))
 
 
-def _coin(ticker: str, first: str, last: str, *gaps: DayRange) -> CoinCoverage:
-    return CoinCoverage(1, ticker, _day(first), _day(last), 1, tuple(gaps))
-
-
-def test_the_fill_plan_recomputes_the_statistics_of_the_days_after_each_gap():
+def test_one_run_fetches_the_gapped_coins_from_the_first_missing_day_to_their_newest_day():
+    """A candle feeds the statistics of the days after it, so the run ends on the newest day."""
     report = [
-        _coin("A", "2019-01-01", "2021-06-30", _range("2019-06-01", "2019-06-02")),
-        _coin("B", "2019-01-01", "2021-06-30", _range("2019-06-20", "2019-06-20")),
-        _coin("C", "2019-01-01", "2021-06-30", _range("2021-05-01", "2021-05-31")),
+        _coin(1, "2019-01-01", "2021-06-29", _range("2019-06-01", "2019-06-02")),
+        _coin(2, "2019-01-01", "2021-06-30", _range("2019-07-01", "2019-07-01")),
+        _coin(3, "2019-01-01", "2021-07-01"),  # no gap
+        _coin(4, "2019-01-01", "2021-07-02", _range("2018-01-01", "2018-01-01")),
     ]
-    plan = fill_plan(report, start_date=date(2013, 4, 27), affected_days=300)
-    assert plan.fetch == [_range("2019-06-01", "2019-06-20"), _range("2021-05-01", "2021-05-31")]
-    assert plan.recompute == [
-        _range("2019-06-01", "2020-04-15"),  # 300 days after the fetched range
-        _range("2021-05-01", "2021-06-30"),  # up to the newest stored day
-    ]
-    assert plan.before_start == []
+    gaps, before_start = fetchable_gaps(report, start_date=date(2013, 4, 27))
+    assert before_start == []
+    fill, outside = gap_fill(gaps, universe={1, 2, 3})
+    assert fill is not None
+    assert fill.days == _range("2019-06-01", "2021-06-30")  # not coin 3's or 4's newest day
+    assert fill.coin_ids == [1, 2]
+    assert outside == [(report[3], _range("2018-01-01", "2018-01-01"))]
+    assert gap_fill(gaps, universe={3}) == (None, gaps)
 
 
 def test_missing_days_before_the_first_partition_are_not_fetched():
-    report = [_coin("A", "2013-01-01", "2013-12-31", _range("2013-03-01", "2013-05-10"))]
-    plan = fill_plan(report, start_date=date(2013, 4, 27), affected_days=300)
-    assert plan.before_start == [_range("2013-03-01", "2013-04-26")]
-    assert plan.fetch == [_range("2013-04-27", "2013-05-10")]
-    assert plan.recompute == [_range("2013-04-27", "2013-12-31")]
+    coin = _coin(
+        1,
+        "2013-01-01",
+        "2013-12-31",
+        _range("2013-02-01", "2013-02-03"),
+        _range("2013-03-01", "2013-05-10"),
+    )
+    gaps, before_start = fetchable_gaps([coin], start_date=date(2013, 4, 27))
+    assert before_start == [
+        (coin, _range("2013-02-01", "2013-02-03")),
+        (coin, _range("2013-03-01", "2013-04-26")),
+    ]
+    assert gaps == [(coin, _range("2013-04-27", "2013-05-10"))]
+    fill, _ = gap_fill(gaps, universe={1})
+    assert fill is not None and fill.days == _range("2013-04-27", "2013-12-31")
 
 
-def test_the_fill_runs_cover_every_partitioned_asset():
-    resolved = PARTITIONED_ASSETS.resolve(defs.resolve_asset_graph())
-    assert {key.to_user_string() for key in resolved} == {CANDLE_ASSET, *STATISTICS_ASSETS}
-    statistics = AssetSelection.assets(*STATISTICS_ASSETS).resolve(defs.resolve_asset_graph())
-    assert len(statistics) == len(STATISTICS_ASSETS)
+def test_fill_names_the_gaps_it_leaves_alone_and_starts_no_run_for_them(
+    database_url: str, market: SyntheticMarket, csv_source: Path, tmp_path: Path
+):
+    _store_candles(market)
+    _delete_candles(database_url, BETA, "2020-05-01", "2020-05-03")
+    before = dump_all(database_url)
+    # The start date is read once per process: the launcher's own process reads this one.
+    env = launcher_env(tmp_path, COINMARKET_START_DATE="2020-04-01", COINMARKET_TICKERS="ALPHA")
+    result = run_launcher([COINMARKET, "coverage", "--fill"], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        f"days before COINMARKET_START_DATE 2020-04-01 cannot be fetched: {ALPHA_GAPS_TEXT}"
+    ) in result.stderr
+    assert (
+        "coins not in COINMARKET_TICKERS are left alone: BETA 2020-05-01..2020-05-03"
+    ) in result.stderr
+    assert "no gaps to fill" in result.stderr
+    assert "3 gap(s):" in result.stdout  # the report
+    assert dump_all(database_url) == before
+
+
+def _evaluate(instance: DagsterInstance | None = None, **resources: object):
+    """One tick of the gap-fill sensor, as the daemon evaluates it."""
+    context = build_sensor_context(
+        instance=instance or DagsterInstance.ephemeral(),
+        resources={
+            "source": MarketDataSourceResource(),
+            "pipeline_settings": PipelineSettingsResource(),
+            **resources,
+        },
+    )
+    result = gap_fill_sensor.evaluate_tick(context)
+    if result.run_requests:
+        (request,) = result.run_requests
+        return request
+    return SkipReason(result.skip_message)
+
+
+def _tickers(request: RunRequest) -> str:
+    return request.run_config["resources"]["pipeline_settings"]["config"]["tickers"]
+
+
+def test_the_sensor_requests_one_run_of_the_gapped_coins_by_id_once_per_set_of_gaps(
+    database_url: str, market: SyntheticMarket, csv_source: Path
+):
+    _store_candles(market)  # 2020-01-01..2020-07-18
+    _delete_candles(database_url, BETA, "2020-05-01", "2020-05-03")
+
+    request = _evaluate()
+    assert isinstance(request, RunRequest)
+    assert gap_fill_sensor.job_name == "daily_market_data"
+    assert _tickers(request) == "101,102"
+    assert request.tags["dagster/asset_partition_range_start"] == "2020-02-10"
+    assert request.tags["dagster/asset_partition_range_end"] == "2020-07-18"
+    assert request.tags[GAP_FILL_TAG] == f"{ALPHA_GAPS_TEXT}, BETA 2020-05-01..2020-05-03"
+    # The same gaps give the same run key, which Dagster starts once, even when the newest
+    # stored day has moved; new gaps, a new key.
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM historical_trade_data WHERE trade_date = '2020-07-18'")
+    later = _evaluate()
+    assert later.tags["dagster/asset_partition_range_end"] == "2020-07-17"
+    assert later.run_key == request.run_key
+    _delete_candles(database_url, GAMMA, "2020-06-01", "2020-06-01")
+    changed = _evaluate()
+    assert changed.run_key != request.run_key
+    assert _tickers(changed) == "101,102,103"
+
+
+def test_the_sensor_leaves_coins_outside_the_universe_alone(
+    database_url: str, market: SyntheticMarket, csv_source: Path, monkeypatch: pytest.MonkeyPatch
+):
+    _store_candles(market)
+    _delete_candles(database_url, BETA, "2020-05-01", "2020-05-03")
+    monkeypatch.setenv("COINMARKET_TICKERS", "GAMMA,DELTA")  # neither ALPHA nor BETA
+    skipped = _evaluate()
+    assert isinstance(skipped, SkipReason)
+    assert skipped.skip_message == "Only coins outside the universe have gaps"
+
+    monkeypatch.setenv("COINMARKET_TICKERS", "BETA,GAMMA")
+    request = _evaluate()
+    assert isinstance(request, RunRequest)
+    assert request.tags[GAP_FILL_TAG] == "BETA 2020-05-01..2020-05-03"
+    assert request.tags["dagster/asset_partition_range_start"] == "2020-05-01"
+    assert _tickers(request) == "102"
+
+
+def test_the_sensor_waits_while_a_run_is_in_progress(
+    database_url: str, market: SyntheticMarket, csv_source: Path
+):
+    _store_candles(market)
+    instance = DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("daily_market_data")
+    run = instance.create_run_for_job(job_def=job, status=DagsterRunStatus.STARTED)
+    skipped = _evaluate(instance)
+    assert isinstance(skipped, SkipReason)
+    assert skipped.skip_message.startswith(f"Run {run.run_id[:8]} of daily_market_data is started")
+    instance.report_run_failed(run)
+    assert isinstance(_evaluate(instance), RunRequest)
+
+
+def test_without_gaps_the_sensor_does_not_ask_the_source(database_url: str, tmp_path: Path):
+    skipped = _evaluate(source=MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}"))
+    assert isinstance(skipped, SkipReason)
+    assert "No gap to fill" in str(skipped.skip_message)
+
+
+def test_the_gap_fill_sensor_is_stopped_until_switched_on_in_the_ui():
+    """Each fill re-fetches from a rate-limited source: someone decides to let it run."""
+    sensor = defs.resolve_sensor_def("gap_fill_sensor")
+    assert sensor.default_status == DefaultSensorStatus.STOPPED
+    assert "coinmarket coverage --fill" in (sensor.description or "")
 
 
 FIRST, LAST = "2020-01-01", "2020-04-30"
 
 
 @pytest.mark.slow
-def test_fill_restores_deleted_candles_and_their_statistics_and_names_what_the_source_lacks(
+def test_fill_starts_the_sensors_run_which_restores_candles_and_statistics(
     database_url: str, csv_source: Path, tmp_path: Path
 ):
     materialize_unpartitioned(["currency_status"])
@@ -207,15 +316,23 @@ def test_fill_restores_deleted_candles_and_their_statistics_and_names_what_the_s
     _delete_candles(database_url, BETA, "2020-03-01", "2020-03-05")
     materialize_days(FIRST, LAST, selection=STATISTICS_ASSETS)
     assert dump_all(database_url)["historical_rolling"] != complete["historical_rolling"]
+    requested = _evaluate()
+    assert isinstance(requested, RunRequest)
 
     result = run_launcher([COINMARKET, "coverage", "--fill"], launcher_env(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "3 gap(s) to fill in 2 run(s)" in result.stderr
+    assert "3 gap(s) of ALPHA, BETA to fill in one run over 2020-02-10..2020-04-30" in (
+        result.stderr
+    )
     assert (
-        "2 gap(s) could not be filled: the source has no candle for those days, or the coin is "
-        "not in COINMARKET_TICKERS: ALPHA 2020-02-10..2020-02-12, ALPHA 2020-03-31"
+        f"2 gap(s) could not be filled: the source has no candle for those days: {ALPHA_GAPS_TEXT}"
     ) in result.stderr
     assert dump_all(database_url) == complete  # candles and every statistic as before
     assert [c.gaps for c in _report() if c.gaps] == [tuple(ALPHA_GAPS)]
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM dagster.runs").fetchone()[0] == 2
+    # The run is the one the sensor requested, in the instance the UI shows.
+    instance = DagsterInstance.from_config(str(tmp_path / "home" / "dagster_home"))
+    (run,) = instance.get_runs()
+    assert (run.job_name, run.status) == ("daily_market_data", DagsterRunStatus.SUCCESS)
+    assert run.run_config == requested.run_config
+    tags = {k: v for k, v in requested.tags.items() if k != "dagster/sensor_name"}
+    assert tags.items() <= run.tags.items()

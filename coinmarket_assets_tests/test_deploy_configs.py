@@ -19,13 +19,18 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_docker import DockerRunLauncher
 from dagster_k8s import K8sRunLauncher
 
-from coinmarket_assets.masking import SECRET_VARIABLES
-from coinmarket_assets.storage.dagster_instance import CoinmarketDagsterStorage
+from coinmarket_assets import settings_docs
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
+from coinmarket_assets.settings import declared, secret_variables, variable
+from coinmarket_assets.storage.dagster_instance import (
+    CoinmarketEventLogStorage,
+    CoinmarketRunStorage,
+    CoinmarketScheduleStorage,
+)
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import read_table
 
 PROJECT = Path(__file__).resolve().parents[1]
-PACKAGE = PROJECT / "coinmarket_assets"
 VARIANTS = {
     "local": PROJECT / "dagster.yaml",
     "external-postgres": PROJECT / "deploy" / "dagster.external-postgres.yaml",
@@ -42,12 +47,7 @@ def no_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def load_variant(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_cluster: None
-) -> Iterator:
-    # Recorded as unset, so the batch size the storage exports is undone after the test.
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "unset")
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
+def load_variant(database_url: str, tmp_path: Path, no_cluster: None) -> Iterator:
     opened: list[DagsterInstance] = []
 
     def load(name: str) -> DagsterInstance:
@@ -68,7 +68,9 @@ def test_every_variant_stores_in_the_project_database_queues_and_retries_crashed
     load_variant, name: str
 ):
     instance = load_variant(name)
-    assert instance.get_ref().storage_data.class_name == CoinmarketDagsterStorage.__name__
+    assert isinstance(instance.run_storage, CoinmarketRunStorage)
+    assert isinstance(instance.event_log_storage, CoinmarketEventLogStorage)
+    assert isinstance(instance.schedule_storage, CoinmarketScheduleStorage)
     assert instance.get_runs_count() == 0  # Dagster's tables, created in the test database
     assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
     # What the daemon's queue reads (the coordinator's own default says 10).
@@ -93,7 +95,7 @@ def test_the_docker_variant_starts_runs_in_containers_with_the_settings(load_var
     assert "COINMARKET_DATABASE_URL" in passed
     assert {"COINMARKET_SOURCE", "COINMARKET_TICKERS", "COINMARKET_RETURN_DAYS"} <= set(passed)
     # Passed through by name, so that no value (no password) is written into the file.
-    assert all("=" not in variable for variable in passed)
+    assert all("=" not in name for name in passed if name.startswith("COINMARKET_"))
 
 
 def test_the_k8s_variant_starts_runs_as_jobs_with_credentials_from_a_secret(load_variant):
@@ -105,43 +107,42 @@ def test_the_k8s_variant_starts_runs_as_jobs_with_credentials_from_a_secret(load
     assert launcher._env_secrets == ["coinmarket-secrets"]
     passed = launcher._env_vars
     assert "COINMARKET_DATABASE_URL" not in passed  # from the Secret
-    assert {"COINMARKET_SOURCE", "COINMARKET_TICKERS", "COINMARKET_RETURN_DAYS"} <= set(passed)
-    assert all("=" not in variable for variable in passed)
+    assert all("=" not in name for name in passed if name.startswith("COINMARKET_"))
 
 
-def _settings_the_code_reads() -> set[str]:
-    """Every ``COINMARKET_*`` variable named anywhere in the package: a setting added anywhere
-    shows up here without a list to update."""
-    names = set()
-    for module in PACKAGE.rglob("*.py"):
-        names |= set(re.findall(r"COINMARKET_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_])", module.read_text()))
-    return names
+SETTINGS = {variable(field) for _, _, field in declared()}
+SECRETS = set(secret_variables())
+FLAGS = {f"{name}={value}" for name, value in DAGSTER_FLAGS.items()}
 
 
-SECRETS = {name for name in SECRET_VARIABLES if name.startswith("COINMARKET_")}
+def test_the_model_declares_the_secrets_this_test_knows():
+    assert {"COINMARKET_DATABASE_URL", "COINMARKET_CMC_API_KEY", "COINMARKET_ALERT_WEBHOOK"} == (
+        SECRETS
+    )
 
 
-def test_the_code_reads_the_settings_this_test_knows_as_secrets():
-    assert {
-        "COINMARKET_DATABASE_URL",
-        "COINMARKET_CMC_API_KEY",
-        "COINMARKET_ALERT_WEBHOOK",
-    } == SECRETS
-    assert _settings_the_code_reads() > SECRETS
+@pytest.mark.parametrize("name", ["docker", "k8s"])
+def test_the_environment_lists_are_written_from_the_settings_model(name: str):
+    path = VARIANTS[name]
+    assert path.read_text() == settings_docs.with_env_vars(
+        path.read_text(), settings_docs.env_vars(name)
+    ), f"{path.name} is out of date: run {settings_docs.COMMAND}"
 
 
-def test_docker_runs_get_every_setting(load_variant):
-    passed = set(_passed_variables(load_variant("docker").run_launcher))
-    assert sorted(_settings_the_code_reads() - passed) == []
+def test_docker_runs_get_every_setting_and_the_dagster_flags(load_variant):
+    passed = _passed_variables(load_variant("docker").run_launcher)
+    assert len(passed) == len(set(passed))
+    assert set(passed) == SETTINGS | FLAGS
 
 
-def test_k8s_runs_get_every_setting_and_the_secrets_from_the_secret(load_variant):
+def test_k8s_runs_get_every_setting_the_dagster_flags_and_the_secrets_from_the_secret(
+    load_variant,
+):
     launcher = load_variant("k8s").run_launcher
     text = VARIANTS["k8s"].read_text()
     secret_keys = set(re.findall(r"--from-literal=(COINMARKET_\w+)=", text))
     assert secret_keys == SECRETS
-    assert not SECRETS & set(launcher._env_vars)  # never in the Job spec
-    assert sorted(_settings_the_code_reads() - set(launcher._env_vars) - secret_keys) == []
+    assert set(launcher._env_vars) == (SETTINGS - SECRETS) | FLAGS  # secrets never in the Job
 
 
 def _launcher_config(name: str) -> dict:
@@ -198,7 +199,7 @@ def test_invalid_chunk_days_fail_naming_the_variable(value: str):
     loaded = _backfill_policies(COINMARKET_BACKFILL_CHUNK_DAYS=value)
     assert loaded.returncode != 0
     assert (
-        f"COINMARKET_BACKFILL_CHUNK_DAYS must be a whole number >= 1, not '{value}'"
+        f"COINMARKET_BACKFILL_CHUNK_DAYS must be a whole number, at least 1, not '{value}'"
         in loaded.stderr
     )
 
@@ -211,10 +212,10 @@ def test_with_chunk_days_a_ranged_run_still_stores_its_whole_range(
     code = (
         "from dagster import DagsterInstance\n"
         "from coinmarket_assets.definitions import defs\n"
+        "from coinmarket_assets.schedules import partition_range_tags\n"
         "result = defs.resolve_job_def('daily_market_data').execute_in_process(\n"
         "    instance=DagsterInstance.ephemeral(),\n"
-        "    tags={'dagster/asset_partition_range_start': '2020-03-01',\n"
-        "          'dagster/asset_partition_range_end': '2020-03-10'})\n"
+        "    tags=partition_range_tags('2020-03-01', '2020-03-10'))\n"
         "print(result.success)\n"
     )
     environment = os.environ | {"COINMARKET_BACKFILL_CHUNK_DAYS": "2"}

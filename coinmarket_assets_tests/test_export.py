@@ -18,7 +18,7 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_market,
     read_table,
 )
-from coinmarket_assets_tests.synthetic import default_market
+from coinmarket_testkit.synthetic import default_market
 
 FIRST, LAST = "2020-01-01", "2020-07-18"
 FROM, TO = "2020-03-25", "2020-04-15"  # ALPHA's missing day and LATE's listing inside

@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.dagster_runs import (
     materialize_days,
     materialize_unpartitioned,
     read_table,
 )
-from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmc"
 TICKERS = "BTC,LTC,XRP,DOGE,XMR,USDT,XLM,XEM,ETH"

@@ -6,18 +6,21 @@ import pytest
 from dagster import DagsterInstance
 
 from coinmarket_assets.definitions import defs
-from coinmarket_assets.resources import BadRows, PipelineSettingsResource
-from coinmarket_assets.settings import Settings, SettingsError
+from coinmarket_assets.resources import BadRows, MarketDataSourceResource, PipelineSettingsResource
+from coinmarket_assets.schedules import partition_range_tags
+from coinmarket_assets.settings import (
+    LoadTimeSettings,
+    Settings,
+    SettingsError,
+    SourceSettings,
+    default_text,
+    expects,
+    per_run_settings,
+    variable,
+)
 from coinmarket_assets_tests.dagster_runs import read_table
 
-ENV_NAMES = {
-    "tickers": "COINMARKET_TICKERS",
-    "top_n": "COINMARKET_TOP_N",
-    "rsi_period": "COINMARKET_RSI_PERIOD",
-    "std_window": "COINMARKET_STD_WINDOW",
-    "rank_size": "COINMARKET_RANK_SIZE",
-    "on_bad_rows": "COINMARKET_ON_BAD_ROWS",
-}
+ENV_NAMES = {name: variable(field) for name, field in Settings.model_fields.items()}
 
 
 @pytest.fixture(autouse=True)
@@ -26,21 +29,38 @@ def _no_settings_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_the_launchpad_shows_every_per_run_setting_with_its_variable_and_default():
-    fields = PipelineSettingsResource.to_config_schema().as_field().config_type.fields
-    assert set(fields) == set(ENV_NAMES)
-    defaults = Settings()
-    for name, field in fields.items():
-        assert not field.is_required, name
-        assert ENV_NAMES[name] in field.description, name
-        default = getattr(defaults, name)
-        shown = ",".join(default) if name == "tickers" else str(default)
-        assert f"default {shown}" in field.description, name
+def _launchpad_fields(resource: type) -> dict:
+    return resource.to_config_schema().as_field().config_type.fields
 
 
-def test_settings_fixed_at_load_time_cannot_be_overridden_per_run():
-    fields = PipelineSettingsResource.to_config_schema().as_field().config_type.fields
-    assert not {"start_date", "return_days", "resync_days"} & set(fields)
+def test_the_launchpad_offers_the_per_run_settings_of_the_model():
+    fields = _launchpad_fields(PipelineSettingsResource)
+    assert list(fields) == per_run_settings(Settings)
+    assert "spec" in _launchpad_fields(MarketDataSourceResource)
+    assert per_run_settings(SourceSettings) == ["source"]
+    assert not set(fields) & {*LoadTimeSettings.model_fields, "resync_days"}
+
+
+@pytest.mark.parametrize(
+    ("resource", "field", "section", "name"),
+    [
+        *[(PipelineSettingsResource, n, Settings, n) for n in per_run_settings(Settings)],
+        (MarketDataSourceResource, "spec", SourceSettings, "source"),
+    ],
+)
+def test_each_override_has_the_settings_type_description_variable_and_default(
+    resource: type, field: str, section: type, name: str
+):
+    declared = section.model_fields[name]
+    shown = _launchpad_fields(resource)[field]
+    assert not shown.is_required
+    # The launchpad takes the tickers as the variable does: one comma-separated string.
+    kind = str if name == "tickers" else declared.annotation
+    assert resource.model_fields[field].annotation == kind | None
+    assert shown.description == (
+        f"{declared.description} Values: {expects(declared)}. "
+        f"Unset: {variable(declared)}, default {default_text(declared).strip('`')}."
+    )
 
 
 def test_unset_fields_take_the_environment(monkeypatch: pytest.MonkeyPatch):
@@ -77,15 +97,22 @@ def test_an_override_replaces_the_environment_for_one_run(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"rsi_period": 1}, "COINMARKET_RSI_PERIOD must be between 2 and 299, not 1"),
-        ({"rank_size": 0}, "COINMARKET_RANK_SIZE must be between 1 and 100, not 0"),
-        ({"top_n": 6000}, "COINMARKET_TOP_N must be between 1 and 5000, not 6000"),
+        ({"rsi_period": 1}, "COINMARKET_RSI_PERIOD must be a whole number between 2 and 299"),
+        ({"rank_size": 0}, "COINMARKET_RANK_SIZE must be a whole number between 1 and 100, not 0"),
+        ({"top_n": 6000}, "COINMARKET_TOP_N must be a whole number between 1 and 5000"),
         ({"tickers": "BTC,,ETH"}, "COINMARKET_TICKERS has an empty entry"),
     ],
 )
 def test_an_invalid_override_fails_naming_the_setting(override: dict, message: str):
     with pytest.raises(SettingsError, match=message):
         _ = PipelineSettingsResource(**override).settings
+
+
+def test_an_invalid_source_fails_naming_the_variable(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COINMARKET_SOURCE", "csv:/data")
+    expected = "COINMARKET_SOURCE must be coinmarketcap, csv:DIR or html:DIR, not 'ftp:x'"
+    with pytest.raises(SettingsError, match=expected):
+        _ = MarketDataSourceResource(spec="ftp:x").source
 
 
 def test_run_config_overrides_the_settings_of_one_run(database_url: str, csv_source: Path):
@@ -99,10 +126,7 @@ def test_run_config_overrides_the_settings_of_one_run(database_url: str, csv_sou
     }
     result = defs.resolve_job_def("daily_market_data").execute_in_process(
         run_config=run_config,
-        tags={
-            "dagster/asset_partition_range_start": "2020-03-01",
-            "dagster/asset_partition_range_end": "2020-03-10",
-        },
+        tags=partition_range_tags("2020-03-01", "2020-03-10"),
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success

@@ -3,7 +3,7 @@ steps: transient errors are retried, deterministic ones fail at once."""
 
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,6 +15,7 @@ from dagster import (
     Output,
     RetryPolicy,
     RetryRequested,
+    RunRequest,
     SkipReason,
     asset,
     build_schedule_context,
@@ -23,8 +24,8 @@ from dagster import (
 
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
-from coinmarket_assets.schedules import daily_market_schedule, schedule_cron
-from coinmarket_assets.settings import SettingsError
+from coinmarket_assets.schedules import daily_market_schedule
+from coinmarket_assets.settings import load_time_settings
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
 
@@ -35,40 +36,45 @@ def _in_fresh_process(code: str, **env: str) -> subprocess.CompletedProcess[str]
     return python_in_fresh_process(code, env, without_prefix="COINMARKET_SCHEDULE")
 
 
-SCHEDULE_STATUS = (
-    "from coinmarket_assets.schedules import daily_market_schedule as s; "
-    "print(s.default_status.value)"
+SCHEDULES = (
+    "from coinmarket_assets.schedules import daily_market_schedule as s, "
+    "freshness_check_schedule as f; "
+    "print(s.default_status.value, f.default_status.value, repr(s.cron_schedule))"
 )
 
 
-def test_the_schedule_runs_by_default():
-    loaded = _in_fresh_process(SCHEDULE_STATUS)
+def test_the_schedules_run_by_default():
+    loaded = _in_fresh_process(SCHEDULES)
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "RUNNING"
+    assert loaded.stdout.strip() == "RUNNING RUNNING '30 0 * * *'"
 
 
 @pytest.mark.parametrize("value", ["false", "off", "0", "No"])
-def test_the_schedule_can_be_stopped_by_default(value: str):
-    loaded = _in_fresh_process(SCHEDULE_STATUS, COINMARKET_SCHEDULE_ENABLED=value)
+def test_the_schedules_can_be_stopped_by_default(value: str):
+    loaded = _in_fresh_process(SCHEDULES, COINMARKET_SCHEDULE_ENABLED=value)
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "STOPPED"
+    assert loaded.stdout.strip() == "STOPPED STOPPED '30 0 * * *'"
 
 
-def test_an_invalid_schedule_switch_fails_naming_it():
-    loaded = _in_fresh_process(SCHEDULE_STATUS, COINMARKET_SCHEDULE_ENABLED="sometimes")
+@pytest.mark.parametrize(("value", "cron"), [(" ", "30 0 * * *"), (" 0 3 * * 1 ", "0 3 * * 1")])
+def test_the_cron_expression_is_read_at_load_and_blank_means_the_default(value: str, cron: str):
+    loaded = _in_fresh_process(SCHEDULES, COINMARKET_SCHEDULE_CRON=value)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == f"RUNNING RUNNING {cron!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("COINMARKET_SCHEDULE_ENABLED", "sometimes"),
+        ("COINMARKET_SCHEDULE_CRON", "daily"),
+        ("COINMARKET_SCHEDULE_CRON", "* * *"),
+    ],
+)
+def test_an_invalid_schedule_setting_fails_loading_naming_it(name: str, value: str):
+    loaded = _in_fresh_process(SCHEDULES, **{name: value})
     assert loaded.returncode != 0
-    assert "COINMARKET_SCHEDULE_ENABLED must be true or false, not 'sometimes'" in loaded.stderr
-
-
-@pytest.mark.parametrize(("value", "cron"), [("", "30 0 * * *"), (" 0 3 * * 1 ", "0 3 * * 1")])
-def test_the_cron_expression_takes_the_default_when_blank(value: str, cron: str):
-    assert schedule_cron({"COINMARKET_SCHEDULE_CRON": value}) == cron
-
-
-@pytest.mark.parametrize("value", ["daily", "61 * * * *", "* * *"])
-def test_an_invalid_cron_expression_fails_naming_the_variable(value: str):
-    with pytest.raises(SettingsError, match="COINMARKET_SCHEDULE_CRON must be a cron expression"):
-        schedule_cron({"COINMARKET_SCHEDULE_CRON": value})
+    assert f"{name} must be " in loaded.stderr
 
 
 def test_the_schedule_requests_the_day_that_ended_and_the_resync_days(monkeypatch):
@@ -80,10 +86,18 @@ def test_the_schedule_requests_the_day_that_ended_and_the_resync_days(monkeypatc
     assert request.tags["dagster/asset_partition_range_end"] == "2020-07-18"
 
 
-def test_the_schedule_skips_days_before_the_start_date(monkeypatch):
-    monkeypatch.setenv("COINMARKET_START_DATE", "2020-07-19")
-    tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
-    assert isinstance(daily_market_schedule(tick), SkipReason)
+def _tick_on(day: date) -> RunRequest | SkipReason:
+    when = datetime.combine(day, time(0, 30), tzinfo=UTC)
+    return daily_market_schedule(build_schedule_context(scheduled_execution_time=when))
+
+
+def test_the_schedule_skips_days_before_the_start_date_and_clips_the_resync_days(monkeypatch):
+    monkeypatch.setenv("COINMARKET_RESYNC_DAYS", "3")
+    start = load_time_settings().start_date  # read when the code location loaded, as the UI's
+    assert isinstance(_tick_on(start), SkipReason)  # the day that ended is the day before
+    request = _tick_on(start + timedelta(days=2))
+    assert isinstance(request, RunRequest)
+    assert request.tags["dagster/asset_partition_range_start"] == start.isoformat()
 
 
 def test_every_step_of_the_daily_job_retries_transient_errors():

@@ -22,13 +22,14 @@ from coinmarket_assets.resources import (
     MarketDataSourceResource,
     PipelineSettingsResource,
 )
+from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets.sensors import NEW_COINS_TAG, run_failure_alert, universe_sensor
 from coinmarket_assets.storage.locks import session_lock
 from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import dump_all, empty_tables, materialize_days
-from coinmarket_assets_tests.synthetic import SyntheticMarket, default_market
 from coinmarket_assets_tests.webhook_receiver import webhook_receiver
+from coinmarket_testkit.synthetic import SyntheticMarket, default_market
 
 MARKET_DAYS = 200
 OLD_COINS = ["ALPHA", "BETA", "GAMMA"]
@@ -195,7 +196,7 @@ def test_the_universe_sensor_runs_hourly_by_default_and_can_be_changed():
     assert changed.stdout.split() == ["STOPPED", "600"], changed.stderr
     invalid = _load_sensor(COINMARKET_UNIVERSE_SENSOR_INTERVAL="5")
     assert invalid.returncode != 0
-    assert "COINMARKET_UNIVERSE_SENSOR_INTERVAL must be a whole number of seconds >= 60" in (
+    assert "COINMARKET_UNIVERSE_SENSOR_INTERVAL must be a whole number, at least 60" in (
         invalid.stderr
     )
 
@@ -203,10 +204,7 @@ def test_the_universe_sensor_runs_hourly_by_default_and_can_be_changed():
 def _failed_run(instance: DagsterInstance):
     """A real daily run that fails: a ticker the source does not list."""
     result = defs.resolve_job_def("daily_market_data").execute_in_process(
-        tags={
-            "dagster/asset_partition_range_start": "2020-02-01",
-            "dagster/asset_partition_range_end": "2020-02-05",
-        },
+        tags=partition_range_tags("2020-02-01", "2020-02-05"),
         instance=instance,
         raise_on_error=False,
     )

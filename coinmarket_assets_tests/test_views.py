@@ -14,7 +14,7 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_market,
     read_table,
 )
-from coinmarket_assets_tests.synthetic import default_market
+from coinmarket_testkit.synthetic import default_market
 
 FIRST, LAST = "2020-01-01", "2020-07-18"
 DELTA, LATE = 104, 105

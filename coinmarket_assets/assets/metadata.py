@@ -4,9 +4,15 @@ from dagster import AssetExecutionContext, MetadataValue, asset
 
 from coinmarket_assets.frames import Frame
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
+from coinmarket_assets.storage.tables import TABLES
 
 
-@asset(io_manager_key="postgres_io_manager", group_name="metadata", kinds={"postgres"})
+@asset(
+    io_manager_key="postgres_io_manager",
+    group_name="metadata",
+    kinds={"postgres"},
+    metadata=TABLES["currency_status"].asset_metadata(),
+)
 def currency_status(
     context: AssetExecutionContext,
     source: MarketDataSourceResource,

@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     AssetsDefinition,
     MetadataValue,
@@ -26,19 +25,7 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
         name=name,
         description=description,
         group_name="rankings",
-        check_specs=[
-            checks.check_spec(
-                checks.CONSISTENT_WITH_RETURNS,
-                name,
-                f"Each of the run's days ranks exactly the rank-size {_which(highest_first)} "
-                "returns stored in period_returns that day, ties by ticker, then coin id (error).",
-            ),
-            checks.check_spec(
-                checks.ONE_ROW_PER_COIN_AND_DAY,
-                name,
-                "No coin is ranked twice on one of the run's days (error).",
-            ),
-        ],
+        check_specs=checks.specs(name),
     )
     def ranking(
         context: AssetExecutionContext,
@@ -56,26 +43,14 @@ def _ranking_asset(name: str, *, highest_first: bool, description: str) -> Asset
         yield Output(ranked, metadata={"settings": MetadataValue.json(settings.as_metadata())})
         # The IO manager committed the run's days when the output was yielded.
         first_day, last_day = run_days(context)
-        yield from checks.evaluate_all(
-            [
-                (
-                    checks.CONSISTENT_WITH_RETURNS,
-                    AssetCheckSeverity.ERROR,
-                    lambda conn: checks.ranking_mismatches(
-                        conn,
-                        name,
-                        first_day,
-                        last_day,
-                        settings.rank_size,
-                        highest_first=highest_first,
-                    ),
-                ),
-                (
-                    checks.ONE_ROW_PER_COIN_AND_DAY,
-                    AssetCheckSeverity.ERROR,
-                    lambda conn: checks.duplicate_coin_days(conn, name, first_day, last_day),
-                ),
-            ]
+        yield from checks.evaluate_stored(
+            checks.RunScope(
+                name,
+                first_day,
+                last_day,
+                rank_size=settings.rank_size,
+                highest_first=highest_first,
+            )
         )
 
     return ranking

@@ -1,12 +1,9 @@
 """Statistics derived from stored closes: RSI, standard deviation and period returns."""
 
-from collections.abc import Iterator, Sequence
-from datetime import date
+from collections.abc import Iterator
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     MetadataValue,
@@ -18,12 +15,12 @@ from coinmarket_assets import checks
 from coinmarket_assets.frames import Frame
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
-from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, SettingsError, load_settings
+from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, load_time_settings
 from coinmarket_assets.sources.base import names_all_coins, stored_universe
 from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.io_manager import CoinRows
 
-RETURN_DAYS = load_settings().return_days
+RETURN_DAYS = load_time_settings().return_days
 
 
 # Statistics need only the closes: the other candle columns are not read at all.
@@ -74,29 +71,10 @@ def _coin_names() -> Frame:
         return coin_names(conn)
 
 
-def _unique_spec(asset: str) -> AssetCheckSpec:
-    return checks.check_spec(
-        checks.ONE_ROW_PER_COIN_AND_DAY,
-        asset,
-        "The run's days hold one row per coin and day: rows equal distinct coin-days (error).",
-    )
-
-
-def _unique_check(
-    table: str, first_day: date, last_day: date, coin_ids: Sequence[int]
-) -> AssetCheckResult:
-    """Checked after the IO manager committed the run's rows, on what is stored."""
-    return checks.evaluate(
-        checks.ONE_ROW_PER_COIN_AND_DAY,
-        AssetCheckSeverity.ERROR,
-        lambda conn: checks.duplicate_coin_days(conn, table, first_day, last_day, coin_ids),
-    )
-
-
 @daily_table_asset(
     ins={"historical_trade_data": _lookback(RSI_LOOKBACK_DAYS)},
     group_name="statistics",
-    check_specs=[_unique_spec("historical_rolling")],
+    check_specs=checks.specs("historical_rolling"),
 )
 def historical_rolling(
     context: AssetExecutionContext,
@@ -124,13 +102,16 @@ def historical_rolling(
         CoinRows(rolling, coin_ids),
         metadata={"settings": MetadataValue.json(settings.as_metadata())},
     )
-    yield _unique_check("historical_rolling", first_day, last_day, coin_ids)
+    # Checked after the IO manager committed the run's rows, on what is stored.
+    yield from checks.evaluate_stored(
+        checks.RunScope("historical_rolling", first_day, last_day, coin_ids)
+    )
 
 
 @daily_table_asset(
     ins={"historical_trade_data": _lookback(RETURN_DAYS)},
     group_name="statistics",
-    check_specs=[_unique_spec("period_returns")],
+    check_specs=checks.specs("period_returns"),
 )
 def period_returns(
     context: AssetExecutionContext,
@@ -143,11 +124,6 @@ def period_returns(
     from coinmarket_assets.compute.indicators import period_returns as compute_period_returns
 
     settings = pipeline_settings.settings
-    if settings.return_days != RETURN_DAYS:
-        raise SettingsError(
-            f"COINMARKET_RETURN_DAYS is {settings.return_days} but the code location was loaded "
-            f"with {RETURN_DAYS}; reload it so that the lookback matches"
-        )
     first_day, last_day = run_days(context)
     candles, coin_ids = _universe_candles(context, historical_trade_data, settings)
     returns = compute_period_returns(
@@ -157,4 +133,6 @@ def period_returns(
         CoinRows(returns, coin_ids),
         metadata={"settings": MetadataValue.json(settings.as_metadata())},
     )
-    yield _unique_check("period_returns", first_day, last_day, coin_ids)
+    yield from checks.evaluate_stored(
+        checks.RunScope("period_returns", first_day, last_day, coin_ids)
+    )

@@ -10,8 +10,10 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-ROLLING_COLUMNS = ["coin_id", "ticker", "trade_date", "rsi", "std_dev"]
-RETURN_COLUMNS = ["coin_id", "ticker", "trade_date", "period_return"]
+from coinmarket_assets.storage.tables import TABLES
+
+ROLLING_COLUMNS = list(TABLES["historical_rolling"].columns)
+RETURN_COLUMNS = list(TABLES["period_returns"].columns)
 _Number = TypeVar("_Number", float, np.ndarray)
 
 

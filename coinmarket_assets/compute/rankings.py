@@ -2,7 +2,9 @@
 
 import pandas as pd
 
-RANKING_COLUMNS = ["trade_date", "rank", "coin_id", "ticker", "period_return"]
+from coinmarket_assets.storage.tables import TABLES
+
+RANKING_COLUMNS = list(TABLES["top_ranking"].columns)  # bottom_ranking's are the same
 
 
 def rank_returns(returns: pd.DataFrame, size: int, *, highest_first: bool) -> pd.DataFrame:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from coinmarket_assets.storage.tables import TABLES
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -16,11 +18,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LISTING_COLUMNS = ["coin_id", "ticker", "coin_name", "slug", "rank"]
-STATUS_COLUMNS = [*LISTING_COLUMNS, "market_cap", "last_update"]
-PRICE_FIELDS = ["open", "high", "low", "close"]
-CANDLE_FIELDS = [*PRICE_FIELDS, "volume", "market_cap"]
-CANDLE_COLUMNS = ["coin_id", "ticker", "trade_date", *CANDLE_FIELDS]
+# The columns of the tables the sources fill (see storage/tables.py).
+STATUS_COLUMNS = list(TABLES["currency_status"].columns)
+# A listing is the status without the values that change every day.
+LISTING_COLUMNS = [c for c in STATUS_COLUMNS if c not in ("market_cap", "last_update")]
+# A candle's values, and its row as a source returns it: the table's columns but provenance,
+# which the asset adds.
+CANDLE_FIELDS = list(TABLES["historical_trade_data"].revision_columns)
+PRICE_FIELDS = [c for c in CANDLE_FIELDS if c not in ("volume", "market_cap")]
+CANDLE_COLUMNS = [
+    c for c in TABLES["historical_trade_data"].columns if c not in ("source", "fetched_at")
+]
 
 
 class SourceError(RuntimeError):

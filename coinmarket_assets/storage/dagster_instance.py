@@ -1,33 +1,36 @@
-"""Dagster's run, event and schedule storage on the project's database, in its own schema."""
+"""Dagster's run, event and schedule storage on the project's database, in its own schema.
+
+``dagster.yaml`` names the three classes below as its ``run_storage``, ``event_log_storage``
+and ``schedule_storage``: dagster-postgres' own storages on ``COINMARKET_DATABASE_URL``, with
+pooled connections, and an event log that masks secrets.
+"""
 
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
-from dagster import EventLogEntry, Field, StringSource, deserialize_value
+from dagster import EventLogEntry, Field, StringSource, deserialize_value, serialize_value
 from dagster._core.events import AssetCheckEvaluationPlanned
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._serdes import ConfigurableClassData, serialize_value
-from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
-from dagster_postgres.utils import create_pg_engine
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from psycopg import sql
 
 from coinmarket_assets.masking import contains_secret, mask_json_strings, secret_forms
 from coinmarket_assets.storage.database import database_url, with_driver, with_options
 from coinmarket_assets.storage.locks import session_lock
 
+if TYPE_CHECKING:
+    from dagster._serdes import ConfigurableClassData
+
 DEFAULT_SCHEMA = "dagster"
-# Materialization events of a long single-run backfill are written in batches instead of one
-# connection per partition and asset; Dagster reads this variable at each write.
-EVENT_BATCH_SIZE = "1000"
-# A single-run backfill plans each asset once, for its whole range of days, instead of writing
-# one planned event per day and asset (14,610 events, ~22 s, for 8 years of five assets). The
-# price: Dagster does not mark the days of a failed run as failed partitions in the UI.
-PLANNED_EVENTS_AS_RANGES = "true"
+# Pooled connections, one held open per storage and process: stock dagster-postgres connects
+# anew for every statement. No statement timeout (0), unlike the webserver's.
+POOL = {"statement_timeout": 0, "pool_recycle": 3600, "max_overflow": 4}
 
 
 def dagster_storage_url(url: str, schema: str) -> str:
@@ -83,14 +86,50 @@ def masked_event(event: EventLogEntry) -> EventLogEntry:
     return deserialize_value(json.dumps(mask_json_strings(json.loads(serialized))), EventLogEntry)
 
 
-class CoinmarketEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres' event log that masks secrets in every event it stores, with a faster
-    record of the checks a ranged run plans.
+class OnProjectDatabase:
+    """A dagster-postgres storage (the class after this one in the bases) on the project's
+    database, in schema ``schema``, with pooled connections."""
+
+    def __init__(
+        self, schema: str = DEFAULT_SCHEMA, inst_data: "ConfigurableClassData | None" = None
+    ) -> None:
+        url = database_url()
+        # Two processes starting on a new database (say, two CLI runs) would both create the
+        # schema and Dagster's tables; one at a time, the second finds them there.
+        with session_lock(url, f"dagster storage {schema}", f"pid {os.getpid()}"):
+            create_schema(url, schema)
+            super().__init__(dagster_storage_url(url, schema), inst_data=inst_data)
+        # dagster-postgres' public way to hold pooled connections (the webserver calls it too).
+        self.optimize_for_webserver(**POOL)
+
+    @classmethod
+    def config_type(cls) -> dict[str, Field]:
+        return {"schema": Field(StringSource, is_required=False, default_value=DEFAULT_SCHEMA)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: "ConfigurableClassData | None", config_value: Mapping[str, Any]
+    ) -> Self:
+        return cls(schema=config_value.get("schema", DEFAULT_SCHEMA), inst_data=inst_data)
+
+
+class CoinmarketRunStorage(OnProjectDatabase, PostgresRunStorage):
+    """Dagster's runs, on the project's database."""
+
+
+class CoinmarketScheduleStorage(OnProjectDatabase, PostgresScheduleStorage):
+    """Dagster's schedule and sensor state, on the project's database."""
+
+
+class CoinmarketEventLogStorage(OnProjectDatabase, PostgresEventLogStorage):
+    """Dagster's event log, on the project's database: it masks secrets in every event it
+    stores, and records the checks a ranged run plans faster.
 
     Dagster records a planned check as one row per day of the run, and serialises the same
-    event again for each row in one statement of thousands of VALUES: an 8-year run of eleven
-    checks spent about 5 s on it before its first step. The rows here are the same, from one
-    serialisation, inserted as a batch of the same statement.
+    event again for each row in one statement of thousands of VALUES: the 8-year benchmark run
+    (eleven checks, 32,000 rows) spent about 15 s of CPU on it before its first step, doubling
+    its CPU time. The rows here are the same, from one serialisation, inserted as a batch of the
+    same statement (a test compares them with stock rows).
     """
 
     def store_event(self, event: EventLogEntry) -> None:
@@ -122,56 +161,3 @@ class CoinmarketEventLogStorage(PostgresEventLogStorage):
                 AssetCheckExecutionsTable.insert(),
                 [{**row, "partition": partition} for partition in partitions],
             )
-
-
-class CoinmarketDagsterStorage(DagsterPostgresStorage):
-    """``DagsterPostgresStorage`` on ``COINMARKET_DATABASE_URL``, in schema ``dagster``."""
-
-    def __init__(
-        self, schema: str = DEFAULT_SCHEMA, inst_data: ConfigurableClassData | None = None
-    ):
-        url = database_url()
-        os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
-        os.environ.setdefault(
-            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", PLANNED_EVENTS_AS_RANGES
-        )
-        postgres_url = dagster_storage_url(url, schema)
-        # Two processes starting on a new database (say, two CLI runs) would both create the
-        # schema and Dagster's tables; one at a time, the second finds them there.
-        with session_lock(url, f"dagster storage {schema}", f"pid {os.getpid()}"):
-            create_schema(url, schema)
-            super().__init__(postgres_url=postgres_url, inst_data=inst_data)
-        # Tables were created (or found) just above, by the stock event log storage.
-        self._event_log_storage.dispose()
-        self._event_log_storage = CoinmarketEventLogStorage(
-            postgres_url, should_autocreate_tables=False
-        )
-        self._pool_connections(postgres_url)
-
-    def _pool_connections(self, postgres_url: str) -> None:
-        """Reuse connections instead of opening one per event.
-
-        Stock dagster-postgres connects anew for every event record (NullPool); a single-run
-        backfill of years writes tens of thousands of planned-materialization events one by one.
-        The webserver swaps in its own pooled engines (``optimize_for_webserver``).
-        """
-        for storage in (self._run_storage, self._event_log_storage, self._schedule_storage):
-            storage._engine.dispose()
-            storage._engine = create_pg_engine(
-                postgres_url,
-                isolation_level="AUTOCOMMIT",
-                pool_size=1,
-                max_overflow=4,
-                pool_recycle=3600,
-                pool_pre_ping=True,
-            )
-
-    @classmethod
-    def config_type(cls) -> dict[str, Field]:
-        return {"schema": Field(StringSource, is_required=False, default_value=DEFAULT_SCHEMA)}
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> "CoinmarketDagsterStorage":
-        return cls(schema=config_value.get("schema", DEFAULT_SCHEMA), inst_data=inst_data)

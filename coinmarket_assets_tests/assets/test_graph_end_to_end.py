@@ -17,8 +17,8 @@ from coinmarket_assets_tests.dagster_runs import (
     read_table,
 )
 from coinmarket_assets_tests.reference import ranking_reference
-from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.table_checks import assert_derived_tables_match_references
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 FIRST, LAST = "2020-01-01", "2020-07-18"
 

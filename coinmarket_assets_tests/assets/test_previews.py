@@ -4,7 +4,6 @@ without credentials."""
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import pytest
@@ -12,10 +11,12 @@ from dagster import DagsterInstance, EventLogEntry, ExecuteInProcessResult, mate
 
 from coinmarket_assets.assets.rankings import TABLE_DAYS
 from coinmarket_assets.definitions import defs
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
+from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, read_table
+from coinmarket_assets_tests.hostile_secrets import with_password
 from coinmarket_assets_tests.reference import ranking_reference
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 DB_PASSWORD = "db-Secret-5150"
 API_KEY = "cmc-Secret-7777"
@@ -28,10 +29,7 @@ def _run(
     instance = DagsterInstance.ephemeral()
     tags = {}
     if first_day and last_day:
-        tags = {
-            "dagster/asset_partition_range_start": first_day,
-            "dagster/asset_partition_range_end": last_day,
-        }
+        tags = partition_range_tags(first_day, last_day)
     result = materialize(
         assets=list(defs.assets),
         selection=list(selection),
@@ -64,16 +62,10 @@ def _materializations(result: ExecuteInProcessResult, asset: str) -> dict[str, d
     }
 
 
-def _with_password(url: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}:{password}@{host}"))
-
-
 @pytest.fixture
 def url_with_password(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The test database's URL with a password (the embedded server trusts its socket)."""
-    url = _with_password(database_url, DB_PASSWORD)
+    url = with_password(database_url, DB_PASSWORD)
     monkeypatch.setenv("COINMARKET_DATABASE_URL", url)
     yield url
 

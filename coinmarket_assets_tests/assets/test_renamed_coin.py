@@ -15,7 +15,7 @@ from coinmarket_assets_tests.dagster_runs import (
     read_table,
 )
 from coinmarket_assets_tests.reference import assert_rolling_matches, rolling_reference
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 FIRST, LAST = "2020-01-01", "2020-04-30"
 OLD_FIRST, OLD_LAST = "2020-02-01", "2020-03-31"  # recomputed after the rename
@@ -62,8 +62,8 @@ def _recompute_old_days_with_rsi_period_7(
         (e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()
     }
     assert all(e.passed for e in evaluations.values())
-    unique = evaluations[("historical_rolling", checks.ONE_ROW_PER_COIN_AND_DAY)]
-    assert unique.metadata["rows"].value == len(recomputed)  # the renamed coin's rows too
+    matched = evaluations[("historical_rolling", checks.ONE_ROW_PER_STORED_CANDLE.name)]
+    assert matched.metadata["rows"].value == len(recomputed)  # the renamed coin's rows too
 
 
 def test_a_renamed_coin_is_recomputed_on_days_before_its_rename(

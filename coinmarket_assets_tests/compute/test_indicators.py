@@ -14,7 +14,7 @@ from coinmarket_assets_tests.reference import (
     returns_reference,
     rolling_reference,
 )
-from coinmarket_assets_tests.synthetic import default_market
+from coinmarket_testkit.synthetic import default_market
 
 
 def _compute_rolling(

@@ -11,7 +11,7 @@ from coinmarket_assets_tests.dagster_runs import (
     empty_tables,
     materialize_days,
 )
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 # The default market runs from 2020-01-01 for 200 days; the runs share March and April.
 EARLIER = ("2020-01-01", "2020-04-30")

@@ -14,7 +14,7 @@ import pytest
 
 from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
 from coinmarket_assets_tests.dagster_runs import read_table
-from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
+from coinmarket_testkit.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 TABLES = ["historical_trade_data", "historical_rolling"]
 RANGE = "2015-01-01...2022-12-31"
@@ -55,13 +55,21 @@ def _tables() -> dict[str, pd.DataFrame]:
     }
 
 
+def _days(frame: pd.DataFrame) -> dict[pd.Timestamp, tuple[int, ...]]:
+    """Each day's rows, in order, as the 64-bit hashes of their values (NaN hashes alike).
+
+    Compared day by day, these tell what comparing the rows themselves tells, in two seconds
+    rather than the minute that filtering 117,000 rows once per day takes."""
+    hashes = pd.util.hash_pandas_object(frame, index=False)
+    return hashes.groupby(frame["trade_date"]).agg(tuple).to_dict()
+
+
 def _assert_whole_days(killed: pd.DataFrame, old: pd.DataFrame, new: pd.DataFrame, table: str):
     """Every day of ``killed`` holds exactly that day's old rows or its new rows."""
-    for day in sorted(set(old["trade_date"]) | set(new["trade_date"])):
-        rows = killed[killed["trade_date"] == day].reset_index(drop=True)
-        was = old[old["trade_date"] == day].reset_index(drop=True)
-        will_be = new[new["trade_date"] == day].reset_index(drop=True)
-        assert rows.equals(was) or rows.equals(will_be), f"{table} {day:%Y-%m-%d} is mixed"
+    rows, was, will_be = _days(killed), _days(old), _days(new)
+    for day in sorted(was.keys() | will_be.keys()):
+        whole = rows.get(day, ()) in (was.get(day, ()), will_be.get(day, ()))
+        assert whole, f"{table} {day:%Y-%m-%d} is mixed"
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
-from psycopg import sql
 
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.storage.dagster_instance import DagsterSchemaError, create_schema
@@ -29,7 +28,8 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_days,
     materialize_unpartitioned,
 )
-from coinmarket_assets_tests.synthetic import default_market
+from coinmarket_testkit.databases import database_url_for, drop_database
+from coinmarket_testkit.synthetic import default_market
 
 PROJECT = Path(__file__).resolve().parents[2]
 SETUP_SQL = PROJECT / "deploy" / "least_privilege.sql"
@@ -54,7 +54,7 @@ def _urls(server_url: str, database: str) -> Urls:
         host = parts.netloc.rpartition("@")[2]
         return urlunsplit(parts._replace(netloc=f"{quote(role)}@{host}", path=f"/{database}"))
 
-    admin = urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+    admin = database_url_for(server_url, database)
     return Urls(admin, as_role(MIGRATOR), as_role(PIPELINE))
 
 
@@ -72,13 +72,6 @@ def _require_embedded_server() -> None:
     # throwaway embedded server is a safe place for them.
     if EXTERNAL_SERVER:
         pytest.skip("needs the embedded test server (COINMARKET_DATABASE_URL is set)")
-
-
-def _drop_database(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture
@@ -115,7 +108,7 @@ def deployment(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         tables = set(_table_owners(urls.admin, "public"))
         yield Deployment(urls, source, dump_all(urls.admin), tables)
     finally:
-        _drop_database(server_url, name)
+        drop_database(server_url, name)
 
 
 def _use_source(patch: pytest.MonkeyPatch, source: Path) -> None:
@@ -271,9 +264,6 @@ def test_dagster_storage_creates_its_tables_in_the_pipelines_schema_and_records_
     shutil.copy(PROJECT / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv(DATABASE_URL_ENV, deployment.urls.pipeline)
-    # Recorded as unset, so the value the storage exports is undone after the test.
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "unset")
-    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")
     _use_source(monkeypatch, deployment.source)
     with DagsterInstance.get() as instance:
         result = materialize(

@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.dagster_cli import PROJECT, cli_environment
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 RANGE = "2020-01-01...2020-07-18"
 # A run process as the executor makes it: a fork server that imported execution.py, and a

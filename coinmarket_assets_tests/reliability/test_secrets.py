@@ -9,7 +9,6 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
 
 from coinmarket_assets.sensors import run_failure_alert
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.dagster_cli import cli_environment, start_materialize
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS
 from coinmarket_assets_tests.hostile_secrets import (
@@ -21,8 +20,9 @@ from coinmarket_assets_tests.hostile_secrets import (
     with_password,
 )
 from coinmarket_assets_tests.launcher import COINMARKET, run_launcher
-from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.webhook_receiver import webhook_receiver
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 DAYS = "2020-01-01...2020-03-31"
 RUN_SECONDS = 300

@@ -18,8 +18,8 @@ from coinmarket_assets_tests.service.dagster_service import (
     run_tags,
     wait_for,
 )
-from coinmarket_assets_tests.synthetic import SyntheticMarket
 from coinmarket_assets_tests.webhook_receiver import WebhookReceiver, webhook_receiver
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.slow
 NEW_COIN = "LATE"  # stored by nobody before the service starts
@@ -97,7 +97,10 @@ def test_the_universe_sensor_fetches_the_history_of_a_new_ticker(
     assert len(late) == len(expected)  # its whole history, once
 
 
-def test_a_failed_run_reaches_the_alert_webhook(service: DagsterService, webhook: WebhookReceiver):
+@pytest.fixture(scope="module", autouse=True)
+def failed_run_id(service: DagsterService) -> str:
+    """A run launched as the service starts, that fails on an unknown ticker: its alert is on
+    its way while the tests before the alert's wait for the schedule and the sensor."""
     params = {
         "selector": {
             "repositoryLocationName": "coinmarket_assets.definitions",
@@ -114,7 +117,11 @@ def test_a_failed_run_reaches_the_alert_webhook(service: DagsterService, webhook
     }
     launched = service.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def test_a_failed_run_reaches_the_alert_webhook(webhook: WebhookReceiver, failed_run_id: str):
+    run_id = failed_run_id
 
     def alerted() -> str | None:
         texts = [message["text"] for message in webhook.received]

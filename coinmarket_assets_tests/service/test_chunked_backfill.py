@@ -15,7 +15,7 @@ from coinmarket_assets_tests.dagster_runs import (
 )
 from coinmarket_assets_tests.service.conftest import service_environment, yesterday
 from coinmarket_assets_tests.service.dagster_service import DagsterService, run_tags
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.slow
 CHUNK_DAYS = 30

@@ -9,25 +9,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from coinmarket_assets_tests.service.conftest import service_environment
 from coinmarket_assets_tests.service.dagster_service import DagsterService, wait_for
-from coinmarket_assets_tests.synthetic import SyntheticMarket
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 GROUPS = ["market_data", "metadata", "statistics", "rankings"]
 # Set to keep the screenshots after the test, e.g. as CI artifacts.
 SCREENSHOT_DIR_ENV = "COINMARKET_SCREENSHOT_DIR"
-
-
-@pytest.fixture(scope="module")
-def service(
-    service_database: str, service_market: SyntheticMarket, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DagsterService]:
-    home = tmp_path_factory.mktemp("ui")
-    env = service_environment(home, service_database, service_market)
-    with DagsterService(env, home / "dev.log") as running:
-        yield running
 
 
 @pytest.fixture
@@ -66,8 +54,9 @@ def _status_rows(url: str) -> int:
 
 
 def test_the_asset_graph_shows_and_clicking_materialize_stores_currency_status(
-    service: DagsterService, service_database: str, page, tmp_path: Path
+    default_service: DagsterService, default_service_database: str, page, tmp_path: Path
 ):
+    service = default_service
     page.goto(f"{service.url}/asset-groups")
     page.wait_for_selector("text=Global asset lineage")
     page.wait_for_timeout(2000)  # the dialog comes up once the page has settled
@@ -90,4 +79,4 @@ def test_the_asset_graph_shows_and_clicking_materialize_stores_currency_status(
     assert shot.stat().st_size > 10_000
     runs = service.wait_for_runs({"dagster/from_ui": "true"}, 1, seconds=60)
     assert [run["status"] for run in runs] == ["SUCCESS"], runs
-    assert _status_rows(service_database) == 5  # every coin of the market
+    assert _status_rows(default_service_database) == 5  # every coin of the market

@@ -7,7 +7,7 @@ import pytest
 from coinmarket_assets.sources import SourceError, open_source, resolve_universe
 from coinmarket_assets.sources.base import UnknownTickersError
 from coinmarket_assets.sources.validation import InvalidCandlesError
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 
 def _source(directory: Path):

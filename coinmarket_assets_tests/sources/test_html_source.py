@@ -8,8 +8,8 @@ import pytest
 from coinmarket_assets.sources import SourceError, resolve_universe
 from coinmarket_assets.sources.html_source import HtmlSource, coin_pages
 from coinmarket_assets.sources.validation import InvalidCandlesError
-from coinmarket_assets_tests.synthetic import FIELDS, SyntheticMarket
-from coinmarket_assets_tests.synthetic_html import (
+from coinmarket_testkit.synthetic import FIELDS, SyntheticMarket
+from coinmarket_testkit.synthetic_html import (
     OVERLAP_DAYS,
     format_amount,
     format_price,

@@ -17,7 +17,6 @@ from coinmarket_assets.storage.backup import _tool, split_password
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
 from coinmarket_assets.storage.embedded import EmbeddedPostgres, create_database
 from coinmarket_assets.storage.migrations import apply_migrations
-from coinmarket_assets_tests.conftest import database_url_for
 from coinmarket_assets_tests.launcher import (
     COINMARKET,
     PROJECT,
@@ -28,6 +27,7 @@ from coinmarket_assets_tests.launcher import (
     wait_for_descendant,
     wait_until,
 )
+from coinmarket_testkit.databases import database_url_for
 
 UNREACHABLE = "postgresql://coinmarket:s3cret@127.0.0.1:9/coinmarket"  # nothing listens on 9
 # Every character that means something in a URL, and one that libpq's query parsing keeps.

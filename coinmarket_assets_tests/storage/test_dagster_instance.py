@@ -13,6 +13,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     DailyPartitionsDefinition,
@@ -23,9 +24,15 @@ from dagster import (
 )
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster_postgres.event_log import PostgresEventLogStorage
-from sqlalchemy.pool import QueuePool
 
+from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.definitions import defs
+from coinmarket_assets.schedules import partition_range_tags
+from coinmarket_assets.storage.dagster_instance import (
+    CoinmarketEventLogStorage,
+    CoinmarketRunStorage,
+    CoinmarketScheduleStorage,
+)
 from coinmarket_assets_tests.hostile_secrets import (
     API_KEY,
     API_KEY_AS_CONFIGURED,
@@ -35,19 +42,21 @@ from coinmarket_assets_tests.hostile_secrets import (
     leaks,
     with_password,
 )
+from coinmarket_assets_tests.launcher import COINMARKET, launcher_env, run_launcher
 
-PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+PROJECT = Path(__file__).resolve().parents[2]
+PROJECT_DAGSTER_YAML = PROJECT / "dagster.yaml"
 PROCESSES = 6
+PROBE = "coinmarket_assets_tests.storage.flags_probe"
 
 
 @pytest.fixture
 def instance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
+    """The project's instance in the environment the launcher gives its runs."""
     shutil.copy(PROJECT_DAGSTER_YAML, tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    # Recorded as unset, so the values the storage exports are undone after the test.
-    for name in ("DAGSTER_EVENT_BATCH_SIZE", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"):
-        monkeypatch.setenv(name, "unset")
-        monkeypatch.delenv(name)
+    for name, value in DAGSTER_FLAGS.items():
+        monkeypatch.setenv(name, value)
     with DagsterInstance.get() as instance:
         yield instance
 
@@ -75,13 +84,40 @@ def test_runs_and_events_live_in_the_dagster_schema(
         assert conn.execute("SELECT count(*) FROM dagster.runs").fetchone() == (1,)
 
 
-def test_storage_reuses_pooled_connections_and_batches_events(instance: DagsterInstance):
-    storage = instance.get_ref().storage_data
-    assert storage.class_name == "CoinmarketDagsterStorage"
-    for part in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
-        # A private attribute of dagster-postgres: this fails if an upgrade renames it.
-        assert isinstance(part._engine.pool, QueuePool), type(part).__name__
-    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
+SESSION = (
+    "SELECT pg_backend_pid(), current_setting('search_path'), "
+    "current_setting('synchronous_commit'), current_setting('statement_timeout')"
+)
+
+
+def test_each_storage_reuses_one_session_on_dagsters_schema(instance: DagsterInstance):
+    run, events, schedules = (
+        instance.run_storage,
+        instance.event_log_storage,
+        instance.schedule_storage,
+    )
+    assert isinstance(run, CoinmarketRunStorage)
+    assert isinstance(events, CoinmarketEventLogStorage)
+    assert isinstance(schedules, CoinmarketScheduleStorage)
+    for connect in (run.connect, events.index_connection, schedules.connect):
+        sessions = []
+        for _ in range(2):
+            with connect() as conn:
+                sessions.append(tuple(conn.exec_driver_sql(SESSION).one()))
+        # The same server process twice: stock dagster-postgres would connect anew each time.
+        assert sessions[0] == sessions[1], connect
+        assert sessions[0][1:] == ("dagster", "off", "0"), connect
+
+
+def test_loading_the_storage_sets_no_environment_variable(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    shutil.copy(PROJECT_DAGSTER_YAML, tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    before = dict(os.environ)
+    with DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+    assert dict(os.environ) == before
 
 
 def test_processes_starting_together_on_a_new_database_all_get_the_storage(
@@ -103,7 +139,7 @@ def test_processes_starting_together_on_a_new_database_all_get_the_storage(
     ]
     errors = [start.communicate(timeout=120)[1].decode() for start in starts]
     assert [start.returncode for start in starts] == [0] * PROCESSES, errors
-    assert {"runs", "event_logs"} <= _tables(database_url, "dagster")
+    assert {"runs", "event_logs", "jobs"} <= _tables(database_url, "dagster")
 
 
 def test_planned_checks_of_a_ranged_run_are_recorded_as_stock_dagster_records_them(
@@ -122,10 +158,7 @@ def test_planned_checks_of_a_ranged_run_are_recorded_as_stock_dagster_records_th
     result = materialize(
         [numbers],
         instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": "2020-01-01",
-            "dagster/asset_partition_range_end": "2020-01-05",
-        },
+        tags=partition_range_tags("2020-01-01", "2020-01-05"),
         resources={"io_manager": mem_io_manager},
     )
     assert result.success
@@ -200,3 +233,34 @@ def test_no_stored_event_holds_a_secret_whatever_its_shape(
     assert "Invalid header value: '***'; db ***" in stored  # the failure is stored, masked
     assert "using key" in stored
     assert leaks(stored) == []
+
+
+def test_the_external_postgres_variant_names_every_dagster_flag_with_its_value():
+    text = (PROJECT / "deploy" / "dagster.external-postgres.yaml").read_text()
+    flags = [f"{name}={value}" for name, value in DAGSTER_FLAGS.items()]
+    assert [flag for flag in flags if flag not in text] == []
+
+
+@pytest.mark.slow
+def test_a_run_started_through_the_launcher_has_the_dagster_flags_a_user_value_winning(
+    database_url: str, tmp_path: Path
+):
+    env = {k: v for k, v in launcher_env(tmp_path).items() if k not in DAGSTER_FLAGS}
+    env["DAGSTER_EVENT_BATCH_SIZE"] = "7"  # the user's own value
+    command = [COINMARKET, "exec", "--", "dagster", "asset", "materialize", "-m", PROBE]
+    command += ["--select", "dagster_flags_seen", "--partition-range", "2020-01-01...2020-01-03"]
+    result = run_launcher(command, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    with DagsterInstance.from_config(str(tmp_path / "home" / "dagster_home")) as instance:
+        [run] = instance.get_runs()
+        seen = instance.fetch_materializations(AssetKey("dagster_flags_seen"), limit=10).records
+        planned = instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ).records
+    # Read in the step's own process, one for each of the three days.
+    assert [
+        {name: value.value for name, value in record.asset_materialization.metadata.items()}
+        for record in seen
+    ] == [DAGSTER_FLAGS | {"DAGSTER_EVENT_BATCH_SIZE": "7"}] * 3
+    assert len(planned) == 1  # planned as one range, in the CLI's process

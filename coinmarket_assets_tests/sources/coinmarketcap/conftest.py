@@ -4,8 +4,8 @@ import pytest
 
 from coinmarket_assets.sources.coinmarketcap.settings import ClientSettings
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
 from coinmarket_assets.sources.coinmarketcap.data_api import quotes_to_candles
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
 from coinmarket_assets.sources.validation import InvalidCandlesError
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.sources.coinmarketcap.conftest import fast_settings
-from coinmarket_assets_tests.synthetic import SyntheticCoin, SyntheticMarket, random_walk
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 FIRST, LAST = date(2020, 1, 1), date(2020, 7, 18)
 

@@ -14,9 +14,9 @@ import pytest
 
 from coinmarket_assets.sources.base import SourceError, resolve_universe
 from coinmarket_assets.sources.coinmarketcap.source import CoinMarketCapSource
-from coinmarket_assets_tests.cmc_server import FakeCoinMarketCap
 from coinmarket_assets_tests.sources.coinmarketcap.conftest import fast_settings
-from coinmarket_assets_tests.synthetic import SyntheticMarket
+from coinmarket_testkit.server import FakeCoinMarketCap
+from coinmarket_testkit.synthetic import SyntheticMarket
 
 FIRST, LAST = date(2020, 1, 1), date(2020, 7, 18)
 ALPHA, BETA = "id=101&", "id=102&"  # the history requests of one coin

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from coinmarket_assets_tests.synthetic import FIELDS, SyntheticCoin, SyntheticMarket
+from coinmarket_testkit.synthetic import FIELDS, SyntheticCoin, SyntheticMarket
 
 PRICE_FIELDS = ["open", "high", "low", "close"]
 HEADER = ["Date", "Open*", "High", "Low", "Close**", "Volume", "Market Cap"]

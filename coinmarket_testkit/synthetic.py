@@ -13,6 +13,8 @@ FIELDS = ["open", "high", "low", "close", "volume", "market_cap"]
 
 @dataclass
 class SyntheticCoin:
+    """One coin and its daily candles."""
+
     coin_id: int
     ticker: str
     name: str
@@ -25,6 +27,8 @@ class SyntheticCoin:
 
 @dataclass
 class SyntheticMarket:
+    """Coins that the csv: and html: sources and the fake CoinMarketCap can serve."""
+
     coins: list[SyntheticCoin] = field(default_factory=list)
 
     @classmethod
@@ -64,6 +68,7 @@ class SyntheticMarket:
         return pd.concat(frames, ignore_index=True)[columns]
 
     def write_csv(self, directory: Path) -> None:
+        """``directory`` as a csv: source: coins.csv and ``daily/<TICKER>.csv``."""
         (directory / "daily").mkdir(parents=True, exist_ok=True)
         self.write_coins_csv(directory)
         for coin in self.coins:

@@ -1,0 +1,163 @@
+"""The keyless data-api (``/data-api``): the paged listing and the daily history, in its shapes.
+
+Where the real API is undocumented: parameter errors (unknown or invalid ``id``, bad
+``timeEnd``, ...) answer HTTP 200 with ``status.error_code`` "400", ``error_message``
+'Invalid value for "id"' and ``data: {}``; an answer without candles keeps ``data.timeEnd`` at
+the requested timeEnd.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from coinmarket_testkit.market import (
+    PRICE_NAMES,
+    Coin,
+    FakeMarket,
+    Summary,
+    number,
+    present,
+    supply,
+)
+from coinmarket_testkit.wire import (
+    BadParameter,
+    Json,
+    Response,
+    at,
+    close_iso,
+    int_param,
+    json_response,
+    not_found,
+    open_iso,
+    page,
+    requested_coin,
+    status,
+    unix,
+    utc_day,
+)
+
+PREFIX = "/data-api"
+LISTING = "/v3/cryptocurrency/listing"
+HISTORICAL = "/v3.1/cryptocurrency/historical"
+USD_CONVERT_ID = "2781"
+
+
+@dataclass(frozen=True)
+class HistoryLimits:
+    """``max_days`` caps the candles of one historical answer (the real API: 400);
+    ``honour_time_start`` (False, like the real API) drops candles before ``timeStart``."""
+
+    max_days: int = 400
+    honour_time_start: bool = False
+
+
+def answer(market: FakeMarket, path: str, query: dict[str, str], limits: HistoryLimits) -> Response:
+    """The answer to ``path`` (below the prefix); bad parameters are errors inside HTTP 200."""
+    if path not in (LISTING, HISTORICAL):
+        return not_found(pro=False)
+    try:
+        data = listing(market, query) if path == LISTING else historical(market, query, limits)
+    except BadParameter as error:
+        return json_response(200, {"data": {}, "status": status("400", str(error))})
+    return json_response(200, {"data": data, "status": status()})
+
+
+def listing(market: FakeMarket, query: dict[str, str]) -> Json:
+    """One page of the coins by rank, with the total count."""
+    ranked = market.ranked()
+    entries = [listing_entry(coin, rank, summary) for coin, rank, summary in page(ranked, query)]
+    return {"cryptoCurrencyList": entries, "totalCount": str(len(ranked))}
+
+
+def historical(market: FakeMarket, query: dict[str, str], limits: HistoryLimits) -> Json:
+    """The newest daily candles up to ``timeEnd``, and the cursor for the page before them."""
+    coin = requested_coin(market, query)
+    if query.get("interval", "daily") not in ("daily", "1d"):
+        raise BadParameter("interval")
+    time_end = int_param(query, "timeEnd", int(time.time()))
+    first = _time_start_day(query) if limits.honour_time_start else None
+    days = _served_days(market, coin, utc_day(time_end), first, limits.max_days)
+    convert_id = query.get("convertId", USD_CONVERT_ID)
+    cursor = unix(days[0]) - 1 if days else time_end
+    return {
+        "id": coin.coin_id,
+        "name": coin.name,
+        "symbol": coin.ticker,
+        "timeEnd": str(cursor),
+        "quotes": [quote(day, coin.candles[day], convert_id) for day in days],
+    }
+
+
+def _time_start_day(query: dict[str, str]) -> date | None:
+    if "timeStart" not in query:
+        return None
+    return utc_day(int_param(query, "timeStart", 0))
+
+
+def _served_days(
+    market: FakeMarket, coin: Coin, last: date, first: date | None, max_days: int
+) -> list[date]:
+    """The newest ``max_days`` published days up to ``last``, plus injected faults."""
+    published = market.published_days(coin)
+    days = [d for d in published if d <= last and (first is None or d >= first)]
+    return market.served_days(coin, published, days[-max_days:], last)
+
+
+def listing_entry(coin: Coin, rank: int, s: Summary) -> Json:
+    updated = close_iso(s.last_day)
+    entry: Json = {
+        "id": coin.coin_id,
+        "name": coin.name,
+        "symbol": coin.ticker,
+        "slug": coin.slug,
+        "cmcRank": rank,
+        "marketPairCount": coin.market_pairs,
+        "circulatingSupply": s.supply,
+        "selfReportedCirculatingSupply": 0,
+        "totalSupply": s.supply,
+        "maxSupply": s.max_supply(coin),
+        "ath": s.ath,
+        "atl": s.atl,
+        "high24h": s.high,
+        "low24h": s.low,
+        "isActive": 1,
+        "lastUpdated": updated,
+        "dateAdded": open_iso(s.first_day),
+        "quotes": [listing_quote(s, updated)],
+    }
+    if entry["maxSupply"] is None:
+        del entry["maxSupply"]  # the data-api leaves null supplies out
+    return entry
+
+
+def listing_quote(s: Summary, updated: str) -> Json:
+    return {
+        "name": "USD",
+        "price": s.price,
+        "volume24h": s.volume,
+        "marketCap": s.market_cap,
+        "percentChange1h": 0.0,
+        "percentChange24h": s.change_24h,
+        "percentChange7d": s.change_7d,
+        "lastUpdated": updated,
+        "fullyDilluttedMarketCap": s.market_cap,
+        "dominance": 0.0,
+        "turnover": s.volume / s.market_cap if s.market_cap else 0.0,
+    }
+
+
+def quote(day: date, candle: dict[str, Any], convert_id: str) -> Json:
+    """One daily candle of a historical answer."""
+    values = {"name": convert_id, **present(candle, PRICE_NAMES)}
+    values |= present(candle, {"volume": "volume", "market_cap": "marketCap"})
+    close, market_cap = candle.get("close"), candle.get("market_cap")
+    values["circulatingSupply"] = supply(number(close), number(market_cap))
+    values["timestamp"] = close_iso(day)
+    return {
+        "timeOpen": open_iso(day),
+        "timeClose": close_iso(day),
+        "timeHigh": at(day, 15),
+        "timeLow": at(day, 6),
+        "quote": values,
+    }

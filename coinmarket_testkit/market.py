@@ -1,0 +1,267 @@
+"""The fake server's market: its coins and candles, and the edits that make its data go wrong.
+
+Rank and listing figures follow the newest published candle of each coin. Where the real API
+is undocumented: ``maxSupply`` is null (absent from the data-api listing) for coins with an
+even id.
+"""
+
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import pandas as pd
+
+from coinmarket_testkit.synthetic import FIELDS, SyntheticMarket
+
+Day = date | datetime | str
+PRICE_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close"}
+
+
+class Missing(Enum):
+    """Marker for ``corrupt``: leave the field out of the quote altogether."""
+
+    MISSING = "missing"
+
+
+MISSING = Missing.MISSING
+
+
+@dataclass
+class Coin:
+    """A listed coin; ``market_cap``, when set, ranks it instead of its newest candle's."""
+
+    coin_id: int
+    ticker: str
+    name: str
+    slug: str
+    candles: dict[date, dict[str, Any]]
+    market_cap: float | None = None
+
+    @property
+    def market_pairs(self) -> int:
+        return 10 + self.coin_id % 90
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A coin's listing figures, taken from its newest published candle."""
+
+    price: float
+    volume: float
+    market_cap: float
+    high: float
+    low: float
+    ath: float
+    atl: float
+    change_24h: float
+    change_7d: float
+    supply: float
+    first_day: date | None
+    last_day: date | None
+
+    def max_supply(self, coin: Coin) -> float | None:
+        return None if coin.coin_id % 2 == 0 else 2 * self.supply
+
+
+class FakeMarket:
+    """Coins and their candles (copied from ``market``), with the data faults of the real API.
+
+    ``ticker`` arguments name the first coin with that symbol, or are a coin id. Every method
+    holds the market's lock, which the server also holds while it answers from the market.
+    """
+
+    def __init__(self, market: SyntheticMarket) -> None:
+        self._lock = threading.RLock()
+        self._coins: dict[int, Coin] = {}
+        self._duplicates: set[tuple[int, date]] = set()
+        self._out_of_range = False
+        self._unpublished_from: date | None = None
+        for coin in market.coins:
+            self.add_coin(coin.coin_id, coin.ticker, coin.name, coin.slug, coin.candles)
+
+    # -- data faults --------------------------------------------------------------------------
+
+    def add_coin(
+        self,
+        coin_id: int,
+        ticker: str,
+        name: str,
+        slug: str,
+        candles: pd.DataFrame | None = None,
+        market_cap: float | None = None,
+    ) -> None:
+        """List another coin (e.g. a second one with an existing symbol).
+
+        ``market_cap``, when given, replaces the newest candle's in the listings and ranking.
+        """
+        rows = {} if candles is None else _candle_rows(candles)
+        with self._lock:
+            if coin_id in self._coins:
+                raise ValueError(f"coin id {coin_id} is already listed")
+            self._coins[coin_id] = Coin(coin_id, ticker, name, slug, rows, market_cap)
+
+    def delist(self, ticker: str | int) -> None:
+        """Stop knowing a coin: it leaves the listings and its history answers
+        'Invalid value for "id"', as for a coin CoinMarketCap removed."""
+        with self._lock:
+            del self._coins[self.coin(ticker).coin_id]
+
+    def set_market_cap(self, ticker: str | int, market_cap: float) -> None:
+        """Rank the coin by ``market_cap`` from now on."""
+        with self._lock:
+            self.coin(ticker).market_cap = market_cap
+
+    def drop_day(self, ticker: str | int, day: Day) -> None:
+        """Remove a candle: it is missing from every answer from now on."""
+        with self._lock:
+            self.coin(ticker).candles.pop(_day(day), None)
+
+    def duplicate_day(self, ticker: str | int, day: Day) -> None:
+        """Send that candle twice in every historical answer that contains it."""
+        with self._lock:
+            self._duplicates.add((self.coin(ticker).coin_id, _day(day)))
+
+    def add_out_of_range_quotes(self, flag: bool = True) -> None:
+        """Also send the (up to two) candles that follow the requested range."""
+        with self._lock:
+            self._out_of_range = flag
+
+    def revise(self, ticker: str | int, day: Day, **fields: float) -> None:
+        """Rewrite history: change a candle's fields (names as in ``FIELDS``) from now on."""
+        with self._lock:
+            candle = self._candle(ticker, day)
+            for name, value in fields.items():
+                candle[_field(name)] = value
+
+    def corrupt(self, ticker: str | int, day: Day, field: str, value: Any) -> None:
+        """Send ``field`` of that candle as ``value`` (None, "abc", -1, ...; ``MISSING`` omits
+        it); listings treat a non-numeric value as 0."""
+        with self._lock:
+            self._candle(ticker, day)[_field(field)] = value
+
+    def unpublished_from(self, day: Day | None) -> None:
+        """Withhold every candle on or after ``day`` (None publishes everything again)."""
+        with self._lock:
+            self._unpublished_from = None if day is None else _day(day)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def coin(self, ticker: str | int) -> Coin:
+        """The coin with that id, or the first with that symbol."""
+        with self._lock:
+            if isinstance(ticker, int):
+                return self._coins[ticker]
+            found = next((c for c in self._coins.values() if c.ticker == ticker), None)
+        if found is None:
+            raise KeyError(f"no coin with ticker {ticker!r}")
+        return found
+
+    def listed(self, coin_id: int) -> Coin | None:
+        """The coin with that id, None when it is not (or no longer) listed."""
+        with self._lock:
+            return self._coins.get(coin_id)
+
+    def published_days(self, coin: Coin) -> list[date]:
+        """The days of the coin's candles, oldest first, without the withheld ones."""
+        with self._lock:
+            cutoff = self._unpublished_from
+            return sorted(d for d in coin.candles if cutoff is None or d < cutoff)
+
+    def served_days(
+        self, coin: Coin, published: list[date], days: list[date], last: date
+    ) -> list[date]:
+        """``days`` with duplicated days repeated and, when enabled, days after ``last``."""
+        with self._lock:
+            if self._out_of_range:
+                days = days + [d for d in published if d > last][:2]
+            twice = {day for coin_id, day in self._duplicates if coin_id == coin.coin_id}
+        return [d for day in days for d in _repeat(day, day in twice)]
+
+    def ranked(self) -> list[tuple[Coin, int, Summary]]:
+        """Every coin with its 1-based rank by market cap (ties by id) and listing figures."""
+        with self._lock:
+            summaries = [(coin, self._summary(coin)) for coin in self._coins.values()]
+        summaries.sort(key=lambda e: (-e[1].market_cap, e[0].coin_id))
+        return [(coin, rank, summary) for rank, (coin, summary) in enumerate(summaries, 1)]
+
+    def _summary(self, coin: Coin) -> Summary:
+        days = self.published_days(coin)
+        candles = [coin.candles[d] for d in days]
+        newest = candles[-1] if candles else {}
+        close = number(newest.get("close"))
+        market_cap = coin.market_cap if coin.market_cap is not None else newest.get("market_cap")
+        return Summary(
+            price=close,
+            volume=number(newest.get("volume")),
+            market_cap=number(market_cap),
+            high=number(newest.get("high")),
+            low=number(newest.get("low")),
+            ath=max((number(c.get("high")) for c in candles), default=0.0),
+            atl=min((number(c.get("low")) for c in candles), default=0.0),
+            change_24h=_change(candles, 1),
+            change_7d=_change(candles, 7),
+            supply=supply(close, number(market_cap)),
+            first_day=days[0] if days else None,
+            last_day=days[-1] if days else None,
+        )
+
+    def _candle(self, ticker: str | int, day: Day) -> dict[str, Any]:
+        coin = self.coin(ticker)
+        wanted = _day(day)
+        if wanted not in coin.candles:
+            raise KeyError(f"{coin.ticker} has no candle on {wanted}")
+        return coin.candles[wanted]
+
+
+def present(candle: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The candle's fields under their API names, leaving out ``MISSING`` ones."""
+    return {api: candle.get(f) for f, api in names.items() if candle.get(f) is not MISSING}
+
+
+def supply(close: float, market_cap: float) -> float:
+    """The circulating supply that market cap and price imply."""
+    return float(round(market_cap / close)) if close > 0 else 0.0
+
+
+def number(value: Any) -> float:
+    """``value`` as a finite float, 0.0 for anything corrupt."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def _change(candles: list[dict[str, Any]], back: int) -> float:
+    """Percent change of the newest close against the close ``back`` candles earlier."""
+    if len(candles) <= back:
+        return 0.0
+    then, now = number(candles[-1 - back].get("close")), number(candles[-1].get("close"))
+    return (now / then - 1) * 100 if then else 0.0
+
+
+def _repeat(day: date, twice: bool) -> Iterator[date]:
+    yield day
+    if twice:
+        yield day
+
+
+def _candle_rows(candles: pd.DataFrame) -> dict[date, dict[str, Any]]:
+    return {
+        pd.Timestamp(row["date"]).date(): {f: float(row[f]) for f in FIELDS}
+        for row in candles.to_dict("records")
+    }
+
+
+def _field(name: str) -> str:
+    if name not in FIELDS:
+        raise ValueError(f"unknown candle field {name!r}; expected one of {FIELDS}")
+    return name
+
+
+def _day(day: Day) -> date:
+    if isinstance(day, datetime):
+        return day.date()
+    return day if isinstance(day, date) else date.fromisoformat(day)
