@@ -155,6 +155,16 @@ class DagsterService:
 
         return wait_for(finished, seconds, f"{count} runs tagged {dict(tags)}")
 
+    def wait_for_first_run(self, tags: Mapping[str, str], seconds: float = 600) -> dict[str, Any]:
+        """The earliest run with ``tags`` once it has finished, whether or not later ones (a
+        schedule that ticks every minute starts more) are still running."""
+
+        def first_finished() -> dict[str, Any] | None:
+            runs = sorted(self.runs(tags), key=lambda run: run["startTime"] or float("inf"))
+            return runs[0] if runs and runs[0]["status"] in FINISHED_RUN else None
+
+        return wait_for(first_finished, seconds, f"the first run tagged {dict(tags)}")
+
 
 def run_tags(run: Mapping[str, Any]) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in run["tags"]}

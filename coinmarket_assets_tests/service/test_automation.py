@@ -76,7 +76,7 @@ def test_the_schedule_fires_and_stores_the_day_that_just_ended(
     service: DagsterService, monkeypatch: pytest.MonkeyPatch
 ):
     tag = {"dagster/schedule_name": "daily_market_schedule"}
-    (run,) = service.wait_for_runs(tag, 1, DAEMON_SECONDS)
+    run = service.wait_for_first_run(tag, DAEMON_SECONDS)
     assert run["status"] == "SUCCESS", service.output()[-4000:]
     assert run_tags(run)["dagster/asset_partition_range_end"] == yesterday().isoformat()
     stored = _stored(service, monkeypatch)
