@@ -6,10 +6,20 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from dagster import DagsterInstance, ExecuteInProcessResult, JobExecutionResult, materialize
+from dagster import (
+    DagsterInstance,
+    ExecuteInProcessResult,
+    JobExecutionResult,
+    RunRequest,
+    SensorDefinition,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 from psycopg import sql
 
 from coinmarket_assets.definitions import defs
+from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
 from coinmarket_assets.storage.table_io import read_rows
@@ -109,3 +119,23 @@ def failure_messages(result: ExecuteInProcessResult | JobExecutionResult) -> str
             messages.append(error.message)
             error = error.cause
     return "\n".join(messages)
+
+
+def sensor_tick(
+    sensor: SensorDefinition, instance: DagsterInstance | None = None, **resources: object
+) -> RunRequest | SkipReason:
+    """One tick of ``sensor``, as the daemon evaluates it, with the code location's resources
+    (``resources`` replace them by key): its one run request, or why it skipped."""
+    context = build_sensor_context(
+        instance=instance or DagsterInstance.ephemeral(),
+        resources={
+            "source": MarketDataSourceResource(),
+            "pipeline_settings": PipelineSettingsResource(),
+            **resources,
+        },
+    )
+    result = sensor.evaluate_tick(context)
+    if result.run_requests:
+        (request,) = result.run_requests
+        return request
+    return SkipReason(result.skip_message)

@@ -14,7 +14,6 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     SkipReason,
-    build_sensor_context,
 )
 
 from coinmarket_assets.cli import main
@@ -28,7 +27,7 @@ from coinmarket_assets.coverage import (
 )
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.gap_fill import GAP_FILL_TAG, gap_fill_sensor
-from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
+from coinmarket_assets.resources import MarketDataSourceResource
 from coinmarket_assets.storage.database import connect
 from coinmarket_assets.storage.table_io import replace_days
 from coinmarket_assets.storage.tables import TABLES
@@ -37,6 +36,7 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_days,
     materialize_unpartitioned,
     read_table,
+    sensor_tick,
 )
 from coinmarket_assets_tests.launcher import COINMARKET, launcher_env, run_launcher
 from coinmarket_testkit.synthetic import SyntheticMarket
@@ -211,20 +211,8 @@ def test_fill_names_the_gaps_it_leaves_alone_and_starts_no_run_for_them(
 
 
 def _evaluate(instance: DagsterInstance | None = None, **resources: object):
-    """One tick of the gap-fill sensor, as the daemon evaluates it."""
-    context = build_sensor_context(
-        instance=instance or DagsterInstance.ephemeral(),
-        resources={
-            "source": MarketDataSourceResource(),
-            "pipeline_settings": PipelineSettingsResource(),
-            **resources,
-        },
-    )
-    result = gap_fill_sensor.evaluate_tick(context)
-    if result.run_requests:
-        (request,) = result.run_requests
-        return request
-    return SkipReason(result.skip_message)
+    """One tick of the gap-fill sensor."""
+    return sensor_tick(gap_fill_sensor, instance, **resources)
 
 
 def _tickers(request: RunRequest) -> str:

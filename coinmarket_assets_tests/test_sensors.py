@@ -13,21 +13,24 @@ from dagster import (
     RunRequest,
     SkipReason,
     build_run_status_sensor_context,
-    build_sensor_context,
 )
 
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.resources import (
     SOURCE_LOCK,
     MarketDataSourceResource,
-    PipelineSettingsResource,
 )
 from coinmarket_assets.schedules import partition_range_tags
 from coinmarket_assets.sensors import NEW_COINS_TAG, run_failure_alert, universe_sensor
 from coinmarket_assets.storage.locks import session_lock
 from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
-from coinmarket_assets_tests.dagster_runs import dump_all, empty_tables, materialize_days
+from coinmarket_assets_tests.dagster_runs import (
+    dump_all,
+    empty_tables,
+    materialize_days,
+    sensor_tick,
+)
 from coinmarket_assets_tests.webhook_receiver import webhook_receiver
 from coinmarket_testkit.synthetic import SyntheticMarket, default_market
 
@@ -62,20 +65,8 @@ def _market_days() -> tuple[str, str]:
 
 
 def _evaluate(**resources: object) -> RunRequest | SkipReason:
-    """One tick of the universe sensor, as the daemon evaluates it."""
-    context = build_sensor_context(
-        instance=DagsterInstance.ephemeral(),
-        resources={
-            "source": MarketDataSourceResource(),
-            "pipeline_settings": PipelineSettingsResource(),
-            **resources,
-        },
-    )
-    result = universe_sensor.evaluate_tick(context)
-    if result.run_requests:
-        (request,) = result.run_requests
-        return request
-    return SkipReason(result.skip_message)
+    """One tick of the universe sensor."""
+    return sensor_tick(universe_sensor, **resources)
 
 
 def _coin_rows(url: str, table: str, tickers: list[str]) -> bytes:
