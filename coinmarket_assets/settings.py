@@ -36,6 +36,9 @@ from pydantic_settings import (
 )
 
 DEFAULT_TICKERS = ("BTC", "ETH", "XRP", "BCH", "NEO", "LTC", "ADA", "TRX")
+# COINMARKET_TICKERS=top:N: each day's members are the coins ranked N or better in that day's
+# stored listing (tickers are upper-cased when read).
+TOP_PREFIX = "TOP:"
 EARLIEST_START_DATE = date(2009, 1, 3)
 # RSI looks at the closes dated within this many calendar days before the day itself.
 RSI_LOOKBACK_DAYS = 300
@@ -247,6 +250,11 @@ def _parse_tickers(raw: Any) -> Any:
 def _check_tickers(tickers: tuple[str, ...]) -> tuple[str, ...]:
     if not tickers:
         raise ValueError("names no ticker")
+    tops = [ticker for ticker in tickers if ticker.startswith(TOP_PREFIX)]
+    if tops and len(tickers) > 1:
+        raise ValueError("cannot combine top:N with other tickers")
+    if tops and not (tops[0][len(TOP_PREFIX) :].isdigit() and int(tops[0][len(TOP_PREFIX) :]) > 0):
+        raise ValueError(f"top:N needs a whole number N of at least 1, not {tops[0].lower()!r}")
     duplicates = sorted({ticker for ticker in tickers if tickers.count(ticker) > 1})
     if duplicates:
         raise ValueError(f"repeats {', '.join(duplicates)}")
@@ -354,9 +362,10 @@ class Settings(Section):
     tickers: Tickers = setting(
         "COINMARKET_TICKERS",
         DEFAULT_TICKERS,
-        "The coins: symbols (BTC), SYMBOL:slug (BTC:bitcoin), CoinMarketCap ids (1), or all.",
+        "The coins: symbols (BTC), SYMBOL:slug (BTC:bitcoin), CoinMarketCap ids (1), all "
+        "(today's top COINMARKET_TOP_N), or top:N (each day's top N as the market stood that day).",
         per_run=True,
-        expects="comma-separated tickers, or all",
+        expects="comma-separated tickers, all, or top:N",
     )
     top_n: int = setting(
         "COINMARKET_TOP_N",
@@ -392,12 +401,45 @@ class Settings(Section):
         ge=0,
         le=60,
     )
+    listing_depth: int = setting(
+        "COINMARKET_LISTING_DEPTH",
+        1000,
+        "How many of each day's highest-ranked coins historical_listings stores.",
+        per_run=True,
+        ge=1,
+        le=100_000,
+    )
+    batch_coins: int = setting(
+        "COINMARKET_BATCH_COINS",
+        500,
+        "Coins a statistics step holds at once: peak memory follows it, results do not.",
+        per_run=True,
+        ge=1,
+        le=100_000,
+    )
     on_bad_rows: Annotated[BadRows, BeforeValidator(_lower)] = setting(
         "COINMARKET_ON_BAD_ROWS",
         BadRows.fail,
         "fail: an invalid candle fails its run; skip: it is left out, reported, the rest stored.",
         per_run=True,
     )
+
+    @model_validator(mode="after")
+    def _listing_holds_the_universe(self) -> Self:
+        top = self.point_in_time_top
+        if top is not None and self.listing_depth < top:
+            raise ValueError(
+                f"COINMARKET_LISTING_DEPTH ({self.listing_depth}) must be at least the N of "
+                f"COINMARKET_TICKERS=top:{top}: the listing holds each day's members"
+            )
+        return self
+
+    @property
+    def point_in_time_top(self) -> int | None:
+        """The N of ``top:N``: each day's members come from that day's stored listing; None in
+        the other modes (named coins, or ``all``: today's top COINMARKET_TOP_N)."""
+        first = self.tickers[0]
+        return int(first[len(TOP_PREFIX) :]) if first.startswith(TOP_PREFIX) else None
 
     @property
     def start_date(self) -> date:

@@ -14,6 +14,7 @@ from coinmarket_assets.settings import (
     SECTIONS,
     AlertSettings,
     LoadTimeSettings,
+    Settings,
     SettingsError,
     declared,
     default_text,
@@ -164,6 +165,8 @@ def test_metadata_lists_every_value_in_force(monkeypatch: pytest.MonkeyPatch):
         "return_days": at_load.return_days,
         "rank_size": 5,
         "top_n": 100,
+        "listing_depth": 1000,
+        "batch_coins": 500,
         "resync_days": 3,
         "on_bad_rows": "fail",
     }
@@ -284,3 +287,29 @@ def test_every_setting_declared_secret_is_masked(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv(name, value)
     for name, (_, secret) in SECRET_EXAMPLES.items():
         assert secret not in mask(f"{name} failed with {secret}"), name
+
+
+def test_top_n_names_a_point_in_time_universe_of_n_coins():
+    settings = Settings.from_env(tickers="top:100", listing_depth=100)
+    assert settings.point_in_time_top == 100
+    assert Settings.from_env(tickers="all").point_in_time_top is None
+
+
+@pytest.mark.parametrize(
+    ("tickers", "message"),
+    [
+        ("top:0", "top:N needs a whole number N of at least 1, not 'top:0'"),
+        ("top:ten", "top:N needs a whole number N of at least 1, not 'top:ten'"),
+        ("top:5,BTC", "cannot combine top:N with other tickers"),
+    ],
+)
+def test_a_bad_top_n_fails_naming_what_is_wrong(tickers: str, message: str):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(tickers=tickers)
+    assert str(refused.value) == f"COINMARKET_TICKERS {message}"
+
+
+def test_the_listing_must_be_at_least_as_deep_as_the_universe():
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(tickers="top:200", listing_depth=100)
+    assert "COINMARKET_LISTING_DEPTH (100) must be at least the N of" in str(refused.value)

@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 # The columns of the tables the sources fill (see storage/tables.py).
 STATUS_COLUMNS = list(TABLES["currency_status"].columns)
-# A listing is the status without the values that change every day.
-LISTING_COLUMNS = [c for c in STATUS_COLUMNS if c not in ("market_cap", "last_update")]
+# A listing names and ranks the coins the source lists now.
+LISTING_COLUMNS = ["coin_id", "ticker", "coin_name", "slug", "rank"]
+# A day's listing as it stood that day (historical_listings).
+HISTORICAL_LISTING_COLUMNS = list(TABLES["historical_listings"].columns)
 # A candle's values, and its row as a source returns it: the table's columns but provenance,
 # which the asset adds.
 CANDLE_FIELDS = list(TABLES["historical_trade_data"].revision_columns)
@@ -68,6 +70,17 @@ class MarketDataSource(ABC):
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
         """``CANDLE_COLUMNS`` rows of ``coins`` covering first_day..last_day, values as
         published and not yet checked (other days may be included)."""
+
+    def historical_listings(self, first_day: date, last_day: date, depth: int) -> pd.DataFrame:
+        """``HISTORICAL_LISTING_COLUMNS`` rows: for each day of first_day..last_day that the
+        source has, its listing as it stood that day, the ``depth`` best-ranked coins, checked
+        (a bad row fails, naming coin, day and field)."""
+        raise SourceError(f"the {self.name} source has no historical listings")
+
+    def coin_map(self) -> pd.DataFrame:
+        """Every coin the source knows, dead ones too: ``STATUS_COLUMNS`` (``is_active``,
+        ``first_historical_day`` and ``last_historical_day`` where known)."""
+        raise SourceError(f"the {self.name} source has no coin map of dead coins")
 
     def checked_candles(
         self, coins: Sequence[Coin], first_day: date, last_day: date, *, skip_bad_rows: bool = False

@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from coinmarket_assets.storage.tables import (
+    BOOL,
     DATE,
     FLOAT,
     ID,
@@ -32,6 +33,7 @@ _ARROW_TYPES = {
     FLOAT: pa.float64(),
     DATE: pa.timestamp("us"),
     TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    BOOL: pa.bool_(),
 }
 
 
@@ -274,14 +276,16 @@ def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
                 timestamp_parsers=[pa_csv.ISO8601],
+                true_values=["t"],  # COPY's booleans
+                false_values=["f"],
             ),
         )
     else:
         rows = schema.empty_table()
     frame = rows.to_pandas(date_as_object=False)
     for column, kind in spec.types.items():
-        if kind == NULLABLE_INT:  # Arrow hands a nullable integer column to pandas as floats
-            frame[column] = pd.array(rows[column].to_pylist(), dtype=NULLABLE_INT)
+        if kind in (NULLABLE_INT, BOOL):  # Arrow hands these to pandas as floats or objects
+            frame[column] = pd.array(rows[column].to_pylist(), dtype=kind)
     return frame
 
 

@@ -22,6 +22,7 @@ TEXT = "str"
 FLOAT = "float64"
 DATE = "date"  # datetime64 at midnight
 TIMESTAMP = "timestamptz"  # timezone-aware datetime64 in UTC
+BOOL = "boolean"  # pandas' nullable boolean
 
 # Each type's PostgreSQL type, as information_schema names it.
 SQL_TYPES = {
@@ -30,13 +31,14 @@ SQL_TYPES = {
     FLOAT: "double precision",
     DATE: "date",
     TIMESTAMP: "timestamp with time zone",
+    BOOL: "boolean",
 }
 
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # ID, TEXT, FLOAT, DATE or TIMESTAMP
+    type: str  # ID, TEXT, FLOAT, DATE, TIMESTAMP or BOOL
     description: str
     nullable: bool = False
 
@@ -149,9 +151,48 @@ TABLES: dict[str, TableSpec] = {
                 Column("rank", ID, "CoinMarketCap's rank at last_update; NULL if unranked.", True),
                 Column("market_cap", FLOAT, "Market capitalisation in USD at last_update.", True),
                 Column("last_update", TIMESTAMP, "When the source last updated the row.", True),
+                Column(
+                    "is_active",
+                    BOOL,
+                    "Whether CoinMarketCap still tracks the coin; false once it died.",
+                    True,
+                ),
+                Column(
+                    "first_historical_day",
+                    DATE,
+                    "The first UTC day CoinMarketCap has data of the coin.",
+                    True,
+                ),
+                Column(
+                    "last_historical_day",
+                    DATE,
+                    "The last UTC day CoinMarketCap has data of the coin (recent if active).",
+                    True,
+                ),
             ),
             primary_key=("coin_id",),
             date_column=None,
+        ),
+        TableSpec(
+            "historical_listings",
+            (
+                Column("trade_date", DATE, "The UTC day of the listing (partition D is day D)."),
+                Column("coin_id", ID, "CoinMarketCap's id of the coin."),
+                Column("ticker", TEXT, "The coin's symbol that day."),
+                Column("coin_name", TEXT, "The coin's name that day."),
+                Column("slug", TEXT, "CoinMarketCap's URL name of the coin."),
+                Column("rank", ID, "CoinMarketCap's rank of the coin that day, from 1."),
+                Column("price", FLOAT, "Price in USD that day."),
+                Column("market_cap", FLOAT, "Market capitalisation in USD that day.", True),
+                Column("volume_24h", FLOAT, "Volume of the last 24 hours in USD.", True),
+                Column("circulating_supply", FLOAT, "Coins in circulation.", True),
+                Column("total_supply", FLOAT, "Coins in existence, minus those burned.", True),
+                Column("max_supply", FLOAT, "Most coins there will ever be; NULL if none.", True),
+            ),
+            primary_key=("trade_date", "coin_id"),
+            # A day is replaced whole: the listing of the day as the source gave it.
+            coin_column=None,
+            checks=("rank > 0",),
         ),
         TableSpec(
             "historical_trade_data",
@@ -199,6 +240,23 @@ TABLES: dict[str, TableSpec] = {
         ),
         _ranking("top_ranking"),
         _ranking("bottom_ranking"),
+        TableSpec(
+            "universe_settings",
+            (
+                Column("singleton", BOOL, "Always true: the table holds one row."),
+                Column(
+                    "top_n",
+                    ID,
+                    "The N of COINMARKET_TICKERS=top:N at the last listings run; NULL otherwise.",
+                    True,
+                ),
+                Column("updated_at", TIMESTAMP, "When historical_listings last wrote it."),
+            ),
+            primary_key=("singleton",),
+            date_column=None,
+            coin_column=None,
+            checks=("singleton = true", "top_n > 0"),
+        ),
     ]
 }
 

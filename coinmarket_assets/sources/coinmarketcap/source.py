@@ -56,7 +56,7 @@ class CoinMarketCapSource(MarketDataSource):
         ids = [coin.coin_id for coin in coins]
         status = self._listing.set_index("coin_id").loc[ids].reset_index()
         status["market_cap"] = pd.to_numeric(status["market_cap"], errors="coerce")
-        return status[STATUS_COLUMNS]
+        return status.reindex(columns=STATUS_COLUMNS)
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
         frames = self.client.fetch_each(lambda c: self._coin_candles(c, first_day, last_day), coins)
