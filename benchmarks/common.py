@@ -5,7 +5,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,7 +15,7 @@ import pandas as pd
 
 from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.storage.tables import DAILY_TABLES
-from coinmarket_testkit.databases import database_url_for
+from coinmarket_testkit.databases import database_url_for, embedded_server
 from coinmarket_testkit.synthetic import SyntheticCoin, SyntheticMarket, random_walk
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -249,18 +249,15 @@ class Workspace:
         self.profile_dir = profile
         self.histories: dict[tuple[int, int], str] = {}  # (coins, days) -> database URL
         self._markets: dict[tuple[int, date, date], MarketFiles] = {}
-        self._server = None
+        self._server = ExitStack()
         self._admin_url = ""
 
     def start(self) -> None:
-        from coinmarket_assets.storage.embedded import EmbeddedPostgres
-
-        self._server = EmbeddedPostgres(self.root / "postgres", delete_on_stop=True)
-        self._admin_url = self._server.start("postgres")
+        # Stopped with the benchmark however it ends (a watchdog stops it after a SIGKILL).
+        self._admin_url = self._server.enter_context(embedded_server(self.root / "postgres"))
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
+        self._server.close()
 
     def database(self, name: str) -> str:
         """A new database with the project's migrations applied."""

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from coinmarket_assets.storage.database import DATABASE_URL_ENV
-from coinmarket_assets.storage.embedded import EmbeddedPostgres, create_database
+from coinmarket_assets.storage.embedded import create_database
 from coinmarket_assets.storage.migrations import apply_migrations
-from coinmarket_testkit.databases import database_url_for, drop_database
+from coinmarket_testkit.databases import database_url_for, drop_database, embedded_server
 from coinmarket_testkit.synthetic import SyntheticMarket, default_market
 
 TEMPLATE_DATABASE = "coinmarket_test_template"
@@ -37,10 +37,11 @@ def server_url() -> Iterator[str]:
     if external:
         yield external
         return
-    with tempfile.TemporaryDirectory(prefix="cm-pg-") as folder:
-        server = EmbeddedPostgres(Path(folder) / "data", delete_on_stop=True)
-        yield server.start("postgres")
-        server.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="cm-pg-") as folder,
+        embedded_server(Path(folder) / "data") as url,
+    ):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,15 @@
-"""Throwaway databases on a test or benchmark PostgreSQL server."""
+"""Throwaway PostgreSQL servers and databases for the tests and the benchmarks."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+
+from coinmarket_assets.storage.embedded import EmbeddedPostgres
+from coinmarket_assets.watchdog import Watchdog
 
 
 def database_url_for(url: str, name: str) -> str:
@@ -17,3 +23,21 @@ def drop_database(server_url: str, name: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@contextmanager
+def embedded_server(data_dir: Path) -> Iterator[str]:
+    """An embedded PostgreSQL for the block, yielding its administrative URL.
+
+    It ends with this process however the process ends: the launcher's watchdog stops it when
+    the process dies without stopping it (SIGKILL, a killed pytest or benchmark).
+    """
+    watchdog = Watchdog()
+    watchdog.guard_server(data_dir)
+    server = EmbeddedPostgres(data_dir, delete_on_stop=True)
+    try:
+        yield server.start("postgres")
+    finally:
+        server.stop()
+        watchdog.forget_server(data_dir)
+        watchdog.close()
