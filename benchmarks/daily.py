@@ -21,7 +21,7 @@ from benchmarks.common import (
 from benchmarks.pipeline import Pipeline, total
 from benchmarks.profiling import pyinstrument_profile
 from coinmarket_assets.definitions import defs
-from coinmarket_assets.storage.io_manager import PostgresIOManager
+from coinmarket_assets.storage.io_manager import PostgresIOManager, TableBatches
 
 MAX_RATIO = 1.2
 
@@ -32,7 +32,8 @@ Each repetition runs the five partitioned assets and their checks for the next n
 alternating which goes first; step time is the sum of the steps' STEP_START to STEP_SUCCESS
 times in Dagster's event log. Rows loaded are counted by a subclass of the project's
 `PostgresIOManager` that only records `len()` of each frame its `load_input` returns (the frame
-the step receives), used as the run's `postgres_io_manager`; the limit of each input is
+the step receives), or for a batched input the rows of all its batches, used as the run's
+`postgres_io_manager`; the limit of each input is
 (lookback + 1) x coins, the lookback read from the asset's `TimeWindowPartitionMapping`.
 Figures: the largest load as a share of its limit over every run, and median 8-year step time /
 median 1-year step time."""
@@ -48,19 +49,26 @@ lookups whose depth grows with the logarithm of the table."""
 class Load:
     step: str
     upstream: str
-    rows: int
+    loaded: pd.DataFrame | TableBatches
+
+    @property
+    def rows(self) -> int:
+        """The frame's rows, or all the rows a batched input read (known once the step ran)."""
+        if isinstance(self.loaded, TableBatches):
+            return self.loaded.rows_read
+        return len(self.loaded)
 
 
 LOADS: list[Load] = []
 
 
 class CountingIOManager(PostgresIOManager):
-    """The project's IO manager, recording how many rows each input load returned."""
+    """The project's IO manager, recording what each input load handed its step."""
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
-        frame = super().load_input(context)
-        LOADS.append(Load(context.op_def.name, context.asset_key.path[-1], len(frame)))
-        return frame
+    def load_input(self, context: InputContext) -> pd.DataFrame | TableBatches:
+        loaded = super().load_input(context)
+        LOADS.append(Load(context.op_def.name, context.asset_key.path[-1], loaded))
+        return loaded
 
 
 def lookback_days(step: str, upstream: str) -> int:

@@ -86,7 +86,8 @@ def markdown(
         f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in "
         f"{wall_seconds / 60:.1f} minutes: {passed} of {len(results)} targets hold. "
         "Regenerate with `make bench` (`.venv/bin/python -m benchmarks`; `--quick` for a smoke "
-        "run, `--only 1,3` for some targets, `--profile DIR` to profile them).",
+        "run, `--only 1,3` for some targets, `--profile DIR` to profile them; "
+        "`--whole-market` adds target 7, which takes longer than the rest together).",
         "",
         "## Machine",
         "",

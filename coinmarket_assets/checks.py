@@ -311,9 +311,11 @@ def ranking_mismatches(
     rank_size: int,
     *,
     highest_first: bool,
+    top_n: int | None = None,
 ) -> CheckOutcome:
     """Ranks of the window's days whose stored row differs from the ``rank_size`` highest (or
-    lowest) period returns of that day, ties by ticker, then coin id."""
+    lowest) period returns of that day, ties by ticker, then coin id; with ``top_n``, among the
+    coins ranked top_n or better in that day's stored listing only."""
     from psycopg import sql
 
     direction = sql.SQL("DESC" if highest_first else "ASC")
@@ -325,7 +327,10 @@ def ranking_mismatches(
                 SELECT trade_date, coin_id, ticker, period_return,
                     row_number() OVER (PARTITION BY trade_date
                         ORDER BY period_return {direction}, ticker COLLATE "C", coin_id) AS rank
-                FROM period_returns WHERE trade_date BETWEEN %(first)s AND %(last)s
+                FROM period_returns p WHERE trade_date BETWEEN %(first)s AND %(last)s
+                    AND (%(top_n)s::integer IS NULL OR EXISTS (
+                        SELECT 1 FROM historical_listings l WHERE l.trade_date = p.trade_date
+                            AND l.coin_id = p.coin_id AND l.rank <= %(top_n)s))
             ) ordered
             WHERE rank <= %(size)s
         ),
@@ -343,7 +348,7 @@ def ranking_mismatches(
         LIMIT {listed}
         """
     ).format(direction=direction, table=sql.Identifier(TABLES[table].name), listed=LISTED)
-    params = {"first": first_day, "last": last_day, "size": rank_size}
+    params = {"first": first_day, "last": last_day, "size": rank_size, "top_n": top_n}
     rows = conn.execute(query, params).fetchall()
     problems = [
         f"{row[0]} rank {row[1]}: stored {_entry(row[2:5])}, expected {_entry(row[5:8])}"
@@ -406,6 +411,7 @@ class RunScope:
     coin_ids: Sequence[int] | None = None
     rank_size: int = 0  # rankings: the ranks of a day
     highest_first: bool = True  # rankings: whether rank 1 is the highest return
+    top_n: int | None = None  # rankings with top:N: only each day's members are ranked
 
 
 # A check's query: what it finds in the stored rows of a run's scope (None for a scheduled check).
@@ -470,7 +476,8 @@ CONSISTENT_WITH_RETURNS = Check(
     ("top_ranking", "bottom_ranking"),
     AssetCheckSeverity.ERROR,
     "Each of the run's days ranks exactly the rank-size highest (top) or lowest (bottom) "
-    "returns stored in period_returns that day, ties by ticker, then coin id",
+    "returns stored in period_returns that day (with top:N, among that day's members), ties by "
+    "ticker, then coin id",
     lambda conn, s: ranking_mismatches(
         conn,
         s.table,
@@ -478,6 +485,7 @@ CONSISTENT_WITH_RETURNS = Check(
         s.last_day,
         s.rank_size,
         highest_first=s.highest_first,
+        top_n=s.top_n,
     ),
 )
 ONE_RANK_PER_COIN_AND_DAY = Check(

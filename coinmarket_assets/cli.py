@@ -22,7 +22,6 @@ from coinmarket_assets.coverage import (
     describe_gaps,
     fetchable_gaps,
     format_report,
-    gap_fill,
     stored_coverage,
 )
 from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
@@ -259,8 +258,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def _fill_gaps(url: str) -> int:
-    """Start the run the gap_fill_sensor would request (computed by the same functions), wait
-    for it, and report the gaps it could not fill."""
+    """Start the runs the gap_fill_sensor would request (computed by the same functions), one
+    after the other, waiting for each, and report the gaps they could not fill."""
     from coinmarket_assets.gap_fill import execute_command, gap_fill_request
     from coinmarket_assets.sources import SourceError
 
@@ -273,52 +272,61 @@ def _fill_gaps(url: str) -> int:
             f"{describe_gaps(before_start)}"
         )
     try:
-        fill = _universe_gap_fill(url, gaps, settings) if gaps else None
+        fills = _universe_gap_fills(url, gaps, settings) if gaps else []
     except SourceError as error:
         _say(f"error: the source could not list the universe: {mask(str(error))}")
         return 1
-    if fill is None:
+    if not fills:
         print(format_report(before), flush=True)
         _say("no gaps to fill")
         return 0
-    tickers = ", ".join(fill.tickers)
-    _say(f"{len(fill.gaps)} gap(s) of {tickers} to fill in one run over {fill.days}")
-    with execute_command(gap_fill_request(fill)) as command:
-        code = _run_child(_dagster(*command))
-    if code != 0:
-        _say(f"error: the run for {fill.days} failed (exit code {code}); its logs are in the UI")
-        return code
-    _report_filled(url, fill, settings)
+    for fill in fills:
+        tickers = ", ".join(fill.tickers)
+        _say(f"{len(fill.gaps)} gap(s) of {tickers} to fill in one run over {fill.days}")
+        with execute_command(gap_fill_request(fill)) as command:
+            code = _run_child(_dagster(*command))
+        if code != 0:
+            _say(
+                f"error: the run for {fill.days} failed (exit code {code}); its logs are in the UI"
+            )
+            return code
+    _report_filled(url, fills, settings)
     return 0
 
 
-def _report_filled(url: str, fill: GapFill, settings: Settings) -> None:
+def _report_filled(url: str, fills: Sequence[GapFill], settings: Settings) -> None:
     after = stored_coverage(url)
     print(format_report(after), flush=True)
-    # What the run's coins still lack, the source lacks: the run fetched every day of their gaps.
+    # What the runs' coins still lack, the source lacks: the runs fetched every day of their gaps.
     remaining = fetchable_gaps(after, settings.start_date)[0]
-    unfilled = [(coin, gap) for coin, gap in remaining if coin.coin_id in fill.coin_ids]
+    filled_coins = {coin_id for fill in fills for coin_id in fill.coin_ids}
+    unfilled = [(coin, gap) for coin, gap in remaining if coin.coin_id in filled_coins]
     if unfilled:
         _say(
             f"{len(unfilled)} gap(s) could not be filled: the source has no candle for those "
             f"days: {describe_gaps(unfilled)}"
         )
     else:
-        _say("every gap of the run is filled" if all_gaps(after) else "every gap is filled")
+        _say("every gap of the runs is filled" if all_gaps(after) else "every gap is filled")
 
 
-def _universe_gap_fill(url: str, gaps: list[Gap], settings: Settings) -> GapFill | None:
-    """The run for the gaps of the universe's coins, which the source lists (waiting for the
-    runs that use it); the other coins' gaps are named and left alone."""
+def _universe_gap_fills(url: str, gaps: list[Gap], settings: Settings) -> list[GapFill]:
+    """The runs for the gaps of the universe's coins (COINMARKET_TICKERS as the source lists
+    them, waiting for the runs that use it; top:N: the stored listings' members); the other
+    coins' gaps are named and left alone."""
+    from coinmarket_assets.gap_fill import universe_gap_fills, universe_name
     from coinmarket_assets.resources import SOURCE_LOCK, MarketDataSourceResource
     from coinmarket_assets.storage.locks import session_lock
 
-    with session_lock(url, SOURCE_LOCK, "coinmarket coverage --fill"):
-        universe = MarketDataSourceResource().universe(settings)
-    fill, outside = gap_fill(gaps, {coin.coin_id for coin in universe})
+    source = MarketDataSourceResource()
+    if settings.point_in_time_top is None:
+        with session_lock(url, SOURCE_LOCK, "coinmarket coverage --fill"):
+            fills, outside = universe_gap_fills(url, gaps, settings, source)
+    else:
+        fills, outside = universe_gap_fills(url, gaps, settings, source)
     if outside:
-        _say(f"coins not in COINMARKET_TICKERS are left alone: {describe_gaps(outside)}")
-    return fill
+        _say(f"coins not in {universe_name(settings)} are left alone: {describe_gaps(outside)}")
+    return fills
 
 
 def _day(text: str) -> date:

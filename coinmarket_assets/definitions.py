@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from coinmarket_assets.assets.charts import ranked_coin_chart
+from coinmarket_assets.assets.listings import historical_listings
 from coinmarket_assets.assets.market_data import fresh_candles, historical_trade_data
 from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
@@ -22,6 +23,7 @@ from coinmarket_assets.storage.io_manager import PostgresIOManager
 defs = Definitions(
     assets=[
         currency_status,
+        historical_listings,
         historical_trade_data,
         historical_rolling,
         period_returns,

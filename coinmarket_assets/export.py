@@ -178,6 +178,7 @@ def _arrow_type(oid: int) -> "pa.DataType":
     import pyarrow as pa
 
     scalars = {
+        "bool": pa.bool_(),
         "int2": pa.int16(),
         "int4": pa.int32(),
         "int8": pa.int64(),

@@ -30,7 +30,8 @@ FRESHNESS_CHECK = AssetSelection.checks(
 daily_market_job = define_asset_job(
     "daily_market_data",
     selection=DAILY_TABLE_ASSETS | DAILY_CHART,
-    description="Candles, statistics, rankings and the chart of a range of days, in one run.",
+    description="Listings, candles, statistics, rankings and the chart of a range of days, in "
+    "one run.",
 )
 
 freshness_check_job = define_asset_job(
@@ -61,7 +62,9 @@ SCHEDULE_DEFAULT_STATUS = (
     default_status=SCHEDULE_DEFAULT_STATUS,
     description="One run for the day that just ended and the COINMARKET_RESYNC_DAYS before it "
     "(re-fetched, so that candles CoinMarketCap revised are replaced with their statistics), at "
-    "COINMARKET_SCHEDULE_CRON (UTC). Running by default while the daemon runs; "
+    "COINMARKET_SCHEDULE_CRON (UTC). With COINMARKET_TICKERS=top:N the run stores those days' "
+    "listings first: a coin entering the top N gets its lookback in the same run, one leaving "
+    "keeps its history. Running by default while the daemon runs; "
     "COINMARKET_SCHEDULE_ENABLED=false: stopped until switched on here.",
 )
 def daily_market_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:

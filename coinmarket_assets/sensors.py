@@ -6,9 +6,12 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     run_failure_sensor,
@@ -30,6 +33,26 @@ from coinmarket_assets.storage.locks import LOCK_NAMESPACE, lock_key
 
 NEW_COINS_TAG = "coinmarket/new_coins"
 TICKERS_IN_TAG = 20
+# Queued runs count too: a chunked backfill's days look unfetched until its queued runs store
+# them. Not NOT_STARTED: a run that never got submitted would block the sensors forever.
+UNFINISHED = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def run_in_progress(instance: DagsterInstance, looking_for: str) -> SkipReason | None:
+    """Why a sensor waits, if a run is queued or in progress."""
+    busy = instance.get_run_records(RunsFilter(statuses=UNFINISHED), limit=1)
+    if not busy:
+        return None
+    run = busy[0].dagster_run
+    return SkipReason(
+        f"Run {run.run_id[:8]} of {run.job_name} is {run.status.value.lower()}: {looking_for} "
+        "when no run is queued or in progress"
+    )
 
 
 def earliest_stored_days(url: str) -> dict[int, date]:
@@ -73,23 +96,57 @@ def coins_lacking_history(
     ]
 
 
-def history_request(coins: Sequence[Coin], first_day: date, last_day: date) -> RunRequest:
+def history_request(
+    coins: Sequence[Coin], first_day: date, last_day: date, top_n: int | None = None
+) -> RunRequest:
     """One run of the daily job over first_day..last_day for ``coins`` only (by CoinMarketCap id,
-    which no symbol can make ambiguous). The run key is the set of coins: Dagster starts a run
-    for a set once."""
+    which no symbol can make ambiguous), or with ``top_n`` a ``top:N`` run (membership decides
+    what it fetches, ``coins`` are what it lacked). The run key is the set of coins (and N):
+    Dagster starts a run for a set once."""
     ids = ",".join(str(coin.coin_id) for coin in sorted(coins, key=lambda coin: coin.coin_id))
+    run_tickers = ids if top_n is None else f"top:{top_n}"
+    key = ids if top_n is None else f"{run_tickers}:{ids}"
     tickers = [coin.ticker for coin in coins]
     shown = ",".join(tickers[:TICKERS_IN_TAG])
     if len(tickers) > TICKERS_IN_TAG:
         shown += f" and {len(tickers) - TICKERS_IN_TAG} more"
     return RunRequest(
-        run_key=f"new-coins-{hashlib.sha256(ids.encode()).hexdigest()[:16]}",
-        run_config={"resources": {"pipeline_settings": {"config": {"tickers": ids}}}},
+        run_key=f"new-coins-{hashlib.sha256(key.encode()).hexdigest()[:16]}",
+        run_config={"resources": {"pipeline_settings": {"config": {"tickers": run_tickers}}}},
         tags={
             **partition_range_tags(first_day.isoformat(), last_day.isoformat()),
             NEW_COINS_TAG: shown,
         },
     )
+
+
+# A member day without its candle; count(h.coin_id) counts the joined candles only.
+_MEMBERS_WITHOUT_CANDLES = """
+    SELECT l.coin_id,
+           (array_agg(l.ticker ORDER BY l.trade_date DESC))[1],
+           (array_agg(l.coin_name ORDER BY l.trade_date DESC))[1],
+           (array_agg(l.slug ORDER BY l.trade_date DESC))[1],
+           min(l.trade_date)
+    FROM historical_listings l
+    LEFT JOIN historical_trade_data h ON h.coin_id = l.coin_id AND h.trade_date = l.trade_date
+    WHERE l.rank <= %(top_n)s AND l.trade_date BETWEEN %(first)s AND %(last)s
+    GROUP BY l.coin_id
+    HAVING count(h.coin_id) = 0
+    ORDER BY l.coin_id
+"""
+
+
+def members_lacking_candles(
+    url: str, first_day: date, last_day: date, top_n: int
+) -> list[tuple[Coin, date]]:
+    """The coins ranked ``top_n`` or better in a stored listing of first_day..last_day without a
+    candle stored on any of those member days (N was raised, or a run stored the listing but
+    failed before the candles), each with its first member day there, by id."""
+    with connect(url) as conn:
+        rows = conn.execute(
+            _MEMBERS_WITHOUT_CANDLES, {"top_n": top_n, "first": first_day, "last": last_day}
+        ).fetchall()
+    return [(Coin(coin_id, ticker, name, slug), day) for coin_id, ticker, name, slug, day in rows]
 
 
 @sensor(
@@ -101,8 +158,13 @@ def history_request(coins: Sequence[Coin], first_day: date, last_day: date) -> R
     description="When coins join the universe (new COINMARKET_TICKERS, or coins entering the top "
     "COINMARKET_TOP_N), requests one run that stores their history over the days already stored "
     "for the other coins; the rankings of those days are recomputed among every stored coin. "
-    "Looks every COINMARKET_UNIVERSE_SENSOR_INTERVAL seconds (default 3600), when no run is "
-    "using the market data source. COINMARKET_UNIVERSE_SENSOR_ENABLED=false: stopped by default.",
+    "With COINMARKET_TICKERS=top:N, membership comes only from the stored historical_listings "
+    "(the daily run fetches a new member's lookback itself): it requests one top:N run from the "
+    "first stored member day whose coin has no candle on any of its member days (N was raised, "
+    "or a run failed between the listing and the candles), when no run is queued or in "
+    "progress. Looks every COINMARKET_UNIVERSE_SENSOR_INTERVAL seconds (default 3600), when no "
+    "run is using the market data source. COINMARKET_UNIVERSE_SENSOR_ENABLED=false: stopped by "
+    "default.",
 )
 def universe_sensor(
     context: SensorEvaluationContext,
@@ -122,6 +184,9 @@ def universe_sensor(
     schedule_first_day = newest - timedelta(days=settings.resync_days)
     if history_start >= schedule_first_day:
         return SkipReason("Only the days the daily schedule fetches are stored: nothing to add")
+    top_n = settings.point_in_time_top
+    if top_n is not None:
+        return _new_members_request(context, url, schedule_first_day, newest, top_n)
     with source_lock_if_free(url) as free:
         if not free:
             return SkipReason("A run is using the market data source; looking at the next tick")
@@ -131,6 +196,39 @@ def universe_sensor(
         return SkipReason(f"Each of the universe's {len(universe)} coins has its history")
     context.log.info(f"History to store for {', '.join(c.ticker for c in lacking)}")
     return history_request(lacking, history_start, newest)
+
+
+def _new_members_request(
+    context: SensorEvaluationContext,
+    url: str,
+    schedule_first_day: date,
+    newest: date,
+    top_n: int,
+) -> RunRequest | SkipReason:
+    """top:N: one run from the first member day of the members without candles to the newest
+    day; today's listing is never asked (it would look ahead of every stored day).
+
+    The days the daily schedule fetches are left to it: between its listing step and its
+    candle step their new members have no candle yet. Waits for queued and running runs too,
+    which may be storing a listing before its candles.
+    """
+    waiting = run_in_progress(context.instance, "members without candles are looked for")
+    if waiting is not None:
+        return waiting
+    before_schedule = schedule_first_day - timedelta(days=1)
+    lacking = members_lacking_candles(url, daily_partitions.start.date(), before_schedule, top_n)
+    if not lacking:
+        return SkipReason(
+            f"Each coin of the stored listings' top {top_n} has candles on its member days "
+            f"(up to {before_schedule}; membership comes only from historical_listings)"
+        )
+    coins = [coin for coin, _ in lacking]
+    first = min(day for _, day in lacking)
+    context.log.info(
+        f"Members of the top {top_n} without candles from {first}: "
+        f"{', '.join(c.ticker for c in coins)}"
+    )
+    return history_request(coins, first, newest, top_n)
 
 
 @run_failure_sensor(

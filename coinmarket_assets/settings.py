@@ -404,9 +404,10 @@ class Settings(Section):
     listing_depth: int = setting(
         "COINMARKET_LISTING_DEPTH",
         1000,
-        "How many of each day's highest-ranked coins historical_listings stores.",
+        "How many of each day's highest-ranked coins historical_listings stores; 0: none "
+        "(no listing request; not with top:N).",
         per_run=True,
-        ge=1,
+        ge=0,
         le=100_000,
     )
     batch_coins: int = setting(

@@ -39,3 +39,11 @@ def test_the_busiest_window_counts_arrivals_in_half_open_windows():
 
 def test_spans_read_in_years_when_whole():
     assert [span_text(d) for d in (365, 2922, 40)] == ["1 year", "8 years", "40 days"]
+
+
+def test_the_whole_market_target_runs_only_when_asked_for():
+    from benchmarks.__main__ import parse_args
+
+    assert 7 not in parse_args([]).only
+    assert parse_args(["--only", "7"]).only == [7]
+    assert parse_args(["--whole-market"]).only == [1, 2, 3, 4, 5, 6, 7]

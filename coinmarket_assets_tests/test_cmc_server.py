@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import requests
 
@@ -355,3 +356,151 @@ def test_historical_answer_has_the_key_structure_of_the_real_capture(
 
     assert key_tree(fake) == key_tree(real)
     assert list(fake) == list(real)
+
+
+# -- historical listings and the coin map -------------------------------------------------------
+
+HISTORICAL_LISTINGS = "/v3/cryptocurrency/listings/historical"
+PRO_HISTORICAL_LISTINGS = "/v1/cryptocurrency/listings/historical"
+LISTINGS_CAPTURE = API_CAPTURES / "listings_historical_2024-01-01_07_top2.csv"
+DEAD = 106  # dies after DEAD_LAST_DAY, while the others go on to 2020-07-18
+DEAD_LAST_DAY = date(2020, 4, 29)
+
+
+def dying_market() -> SyntheticMarket:
+    market = default_market()
+    days = (DEAD_LAST_DAY - date(2020, 1, 1)).days + 1
+    candles = random_walk(6, date(2020, 1, 1), days, 40.0)
+    market.coins.append(SyntheticCoin(DEAD, "DEAD", "Dead Coin", candles))
+    return market
+
+
+@pytest.fixture
+def dying() -> Iterator[FakeCoinMarketCap]:
+    with FakeCoinMarketCap(dying_market(), api_key=PRO_KEY) as server:
+        yield server
+
+
+def historical_listing(
+    http: requests.Session, cmc: FakeCoinMarketCap, day: str, start: int = 1, limit: int = 100
+) -> dict[str, Any]:
+    params = {"date": day, "start": start, "limit": limit, "convertId": 2781}
+    answer = http.get(cmc.data_api_url + HISTORICAL_LISTINGS, params=params, timeout=5)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_historical_listing_pages_a_days_ranking_by_market_cap_in_shuffled_order(
+    session: requests.Session, dying: FakeCoinMarketCap
+) -> None:
+    day = pd.Timestamp("2020-04-20")
+    caps = {}
+    for coin in dying_market().coins:
+        that_day = coin.candles[coin.candles["date"] == day]
+        if len(that_day):
+            caps[coin.coin_id] = float(that_day["market_cap"].iloc[0])
+    by_cap = sorted(caps, key=lambda coin_id: -caps[coin_id])
+    first, second = (historical_listing(session, dying, "2020-04-20", s, 3)["data"] for s in (1, 4))
+    entries = first + second
+    ranked = sorted(entries, key=lambda e: e["cmcRank"])
+
+    assert len(by_cap) == 6
+    assert ranked != entries  # not in the order asked for
+    assert [e["id"] for e in ranked] == by_cap
+    assert [e["cmcRank"] for e in ranked] == [1, 2, 3, 4, 5, 6]
+    assert {e["id"] for e in first} == set(by_cap[:3])
+    assert {e["id"]: e["quotes"][0]["marketCap"] for e in entries} == caps
+
+
+def test_a_dead_coin_leaves_the_historical_listing_after_its_last_candle(
+    session: requests.Session, dying: FakeCoinMarketCap
+) -> None:
+    on_last = historical_listing(session, dying, DEAD_LAST_DAY.isoformat())["data"]
+    after = historical_listing(session, dying, "2020-04-30")["data"]
+    before_any = historical_listing(session, dying, "2019-12-31")
+
+    assert DEAD in {e["id"] for e in on_last}
+    assert DEAD not in {e["id"] for e in after}
+    assert before_any["data"] == []
+    assert before_any["status"]["error_code"] == "0"
+
+
+def test_historical_listing_without_a_valid_date_is_an_error_payload(
+    session: requests.Session, cmc: FakeCoinMarketCap
+) -> None:
+    url = cmc.data_api_url + HISTORICAL_LISTINGS
+    answer = session.get(url, params={"date": "yesterday"}, timeout=5)
+
+    assert answer.status_code == 200
+    assert answer.json()["status"]["error_code"] == "400"
+    assert answer.json()["status"]["error_message"] == 'Invalid value for "date"'
+
+
+def test_a_listing_fault_applies_to_historical_listing_pages(
+    session: requests.Session, dying: FakeCoinMarketCap
+) -> None:
+    dying.fail_next(1, status=503, path="listings/historical")
+    url = dying.data_api_url + HISTORICAL_LISTINGS
+    failed = session.get(url, params={"date": "2020-04-20"}, timeout=5)
+
+    assert failed.status_code == 503
+    assert historical_listing(session, dying, "2020-04-20")["data"]
+
+
+@pytest.mark.parametrize("api", ["data-api", "pro"])
+def test_the_coin_map_lists_dead_coins_only_when_asked(
+    session: requests.Session, dying: FakeCoinMarketCap, api: str
+) -> None:
+    def coin_map(**params: Any) -> list[dict[str, Any]]:
+        if api == "pro":
+            return pro_get(session, dying, "/v1/cryptocurrency/map", **params).json()["data"]
+        url = dying.data_api_url + "/v1/cryptocurrency/map"
+        return session.get(url, params=params, timeout=5).json()["data"]
+
+    active = coin_map()
+    everything = coin_map(listing_status="active,inactive,untracked")
+    (dead,) = coin_map(listing_status="inactive")
+
+    assert [e["id"] for e in active] == [101, 102, 103, 104, 105]
+    assert [e["id"] for e in everything] == [101, 102, 103, 104, 105, DEAD]
+    assert (dead["id"], dead["is_active"], dead["rank"]) == (DEAD, 0, None)
+    assert dead["first_historical_data"] == "2020-01-01T00:00:00.000Z"
+    assert dead["last_historical_data"] == "2020-04-29T23:59:59.999Z"
+    assert {e["is_active"] for e in active} == {1}
+    assert active[4]["first_historical_data"] == "2020-04-10T00:00:00.000Z"  # LATE
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "allowed"])
+def test_pro_historical_listings_need_a_plan_that_allows_them(
+    session: requests.Session, allowed: bool
+) -> None:
+    with FakeCoinMarketCap(default_market(), api_key=PRO_KEY, pro_listings_allowed=allowed) as cmc:
+        answer = pro_get(session, cmc, PRO_HISTORICAL_LISTINGS, date="2020-04-20", limit=2)
+
+    if not allowed:
+        assert answer.status_code == 403
+        assert answer.json()["status"]["error_code"] == 1006
+        return
+    entries = answer.json()["data"]
+    assert sorted(e["cmc_rank"] for e in entries) == [1, 2]
+    assert set(entries[0]["quote"]["USD"]) >= {"price", "volume_24h", "market_cap"}
+
+
+def snake(name: str) -> str:
+    """camelCase as R's janitor::clean_names writes it (``cmcRank`` -> ``cmc_rank``)."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+@pytest.mark.skipif(
+    not LISTINGS_CAPTURE.exists(),
+    reason=f"real listing capture not available at {LISTINGS_CAPTURE}",
+)
+def test_historical_listing_entries_carry_the_fields_of_the_real_capture(
+    session: requests.Session, cmc: FakeCoinMarketCap
+) -> None:
+    real_columns = set(pd.read_csv(LISTINGS_CAPTURE, nrows=1).columns) - {"date"}
+    entries = historical_listing(session, cmc, "2020-04-20")["data"]
+    alpha = next(e for e in entries if e["id"] == 101)  # odd id: it has a max supply
+    fields = {snake(k) for k in alpha if k != "quotes"} | {snake(k) for k in alpha["quotes"][0]}
+
+    assert real_columns <= fields

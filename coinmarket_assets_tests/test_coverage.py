@@ -14,6 +14,7 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     SkipReason,
+    build_sensor_context,
 )
 
 from coinmarket_assets.cli import main
@@ -23,11 +24,11 @@ from coinmarket_assets.coverage import (
     DayRange,
     coverage,
     fetchable_gaps,
-    gap_fill,
+    gap_fills,
 )
 from coinmarket_assets.definitions import defs
 from coinmarket_assets.gap_fill import GAP_FILL_TAG, gap_fill_sensor
-from coinmarket_assets.resources import MarketDataSourceResource
+from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.storage.database import connect
 from coinmarket_assets.storage.table_io import replace_days
 from coinmarket_assets.storage.tables import TABLES
@@ -77,14 +78,18 @@ def _report() -> list[CoinCoverage]:
         return coverage(conn)
 
 
-def _coverage_in_pandas(candles: pd.DataFrame) -> dict[int, tuple]:
-    """Per coin: first day, last day, stored days, and the missing days grouped into runs."""
+def _coverage_in_pandas(
+    candles: pd.DataFrame, ends: dict[int, date] | None = None
+) -> dict[int, tuple]:
+    """Per coin: first day, last day, stored days, and the missing days grouped into runs (none
+    after the coin's end in ``ends``)."""
     result = {}
     for coin_id, days in candles.groupby("coin_id")["trade_date"]:
         stored = set(days.dt.date)
         first, last = min(stored), max(stored)
         every_day = pd.date_range(first, last).date
-        missing = [day for day in every_day if day not in stored]
+        end = (ends or {}).get(coin_id, date.max)
+        missing = [day for day in every_day if day not in stored and day <= end]
         gaps: list[DayRange] = []
         for day in missing:
             if gaps and gaps[-1].last == day - timedelta(days=1):
@@ -163,12 +168,11 @@ def test_one_run_fetches_the_gapped_coins_from_the_first_missing_day_to_their_ne
     ]
     gaps, before_start = fetchable_gaps(report, start_date=date(2013, 4, 27))
     assert before_start == []
-    fill, outside = gap_fill(gaps, universe={1, 2, 3})
-    assert fill is not None
+    (fill,), outside = gap_fills(gaps, universe={1, 2, 3})
     assert fill.days == _range("2019-06-01", "2021-06-30")  # not coin 3's or 4's newest day
     assert fill.coin_ids == [1, 2]
     assert outside == [(report[3], _range("2018-01-01", "2018-01-01"))]
-    assert gap_fill(gaps, universe={3}) == (None, gaps)
+    assert gap_fills(gaps, universe={3}) == ([], gaps)
 
 
 def test_missing_days_before_the_first_partition_are_not_fetched():
@@ -185,8 +189,8 @@ def test_missing_days_before_the_first_partition_are_not_fetched():
         (coin, _range("2013-03-01", "2013-04-26")),
     ]
     assert gaps == [(coin, _range("2013-04-27", "2013-05-10"))]
-    fill, _ = gap_fill(gaps, universe={1})
-    assert fill is not None and fill.days == _range("2013-04-27", "2013-12-31")
+    (fill,), _ = gap_fills(gaps, universe={1})
+    assert fill.days == _range("2013-04-27", "2013-12-31")
 
 
 def test_fill_names_the_gaps_it_leaves_alone_and_starts_no_run_for_them(
@@ -324,3 +328,182 @@ def test_fill_starts_the_sensors_run_which_restores_candles_and_statistics(
     assert run.run_config == requested.run_config
     tags = {k: v for k, v in requested.tags.items() if k != "dagster/sensor_name"}
     assert tags.items() <= run.tags.items()
+
+
+# Dead coins. GAMMA's coin map says it ended on GAMMA_END, yet a candle after it is stored;
+# DELTA's map says nothing, and the stored listings leave it out after DELTA_LAST_LISTED.
+DELTA = 104
+GAMMA_END = date(2020, 5, 31)
+DELTA_LAST_LISTED = date(2020, 7, 5)
+NEWEST_LISTING = date(2020, 7, 10)
+
+
+def _set_life(url: str, coin_id: int, ticker: str, is_active: bool, last_day: date) -> None:
+    """The coin map's word on a coin, as currency_status stores it."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO currency_status (coin_id, ticker, coin_name, slug, is_active, "
+            "last_historical_day) VALUES (%s, %s, %s, %s, %s, %s)",
+            [coin_id, ticker, ticker.title(), ticker.lower(), is_active, last_day],
+        )
+
+
+def _list(url: str, coin_id: int, ticker: str, rank: int, first: date, last: date) -> None:
+    """The coin in the stored listing of each day first..last, at ``rank``."""
+    days = pd.date_range(first, last).date
+    with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO historical_listings (trade_date, coin_id, ticker, coin_name, slug, "
+            "rank, price) VALUES (%s, %s, %s, %s, %s, %s, 1.0)",
+            [(day, coin_id, ticker, ticker.title(), ticker.lower(), rank) for day in days],
+        )
+
+
+@pytest.fixture
+def dead_coins(database_url: str, market: SyntheticMarket) -> str:
+    """The market's candles (2020-01-01..2020-07-18) with GAMMA and DELTA ended, each with
+    missing days before and after its end, and BETA active with a gap."""
+    _store_candles(market)
+    _delete_candles(database_url, BETA, "2020-05-01", "2020-05-03")
+    _set_life(database_url, BETA, "BETA", True, date(2020, 3, 1))  # an old map: still active
+    _delete_candles(database_url, GAMMA, "2020-05-10", "2020-05-12")
+    _delete_candles(database_url, GAMMA, "2020-05-25", "2020-07-17")  # straddles the end
+    _set_life(database_url, GAMMA, "GAMMA", False, GAMMA_END)
+    _delete_candles(database_url, DELTA, "2020-06-20", "2020-06-21")
+    _delete_candles(database_url, DELTA, "2020-07-08", "2020-07-09")
+    _list(database_url, 101, "ALPHA", 1, date(2020, 7, 1), NEWEST_LISTING)
+    _list(database_url, DELTA, "DELTA", 2, date(2020, 7, 1), DELTA_LAST_LISTED)
+    return database_url
+
+
+def test_a_coin_that_ended_has_no_gap_after_its_end_and_the_report_says_when(
+    dead_coins: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+):
+    ends = {GAMMA: GAMMA_END, DELTA: DELTA_LAST_LISTED}
+    expected = _coverage_in_pandas(read_table("historical_trade_data"), ends)
+    report = _report()
+    assert {c.coin_id: (c.first_day, c.last_day, c.stored_days, c.gaps) for c in report} == expected
+    assert {c.ticker: c.end_day for c in report} == {
+        "ALPHA": None,
+        "BETA": None,  # the map calls it active: its old last day does not end it
+        "DELTA": DELTA_LAST_LISTED,
+        "GAMMA": GAMMA_END,
+        "LATE": None,
+    }
+    by_ticker = {c.ticker: c for c in report}
+    assert by_ticker["GAMMA"].last_day == date(2020, 7, 18)  # the stray candle after its end
+    assert by_ticker["GAMMA"].gaps == (
+        _range("2020-05-10", "2020-05-12"),
+        _range("2020-05-25", "2020-05-31"),
+    )
+    assert by_ticker["DELTA"].gaps == (_range("2020-06-20", "2020-06-21"),)
+    assert by_ticker["BETA"].gaps == (_range("2020-05-01", "2020-05-03"),)
+
+    monkeypatch.setenv("COINMARKET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(["coverage"]) == 0
+    printed = capfd.readouterr().out
+    lines = [line.split() for line in printed.splitlines()]
+    assert ["GAMMA", "103", "2020-01-01", "2020-07-18", "143", "10", "2020-05-31"] in lines
+    assert ["BETA", "102", "2020-01-01", "2020-07-18", "197", "3"] in lines
+    assert (
+        "2 coin(s) ended: DELTA (id 104) on 2020-07-05, GAMMA (id 103) on 2020-05-31. After its "
+        "end day a coin has no candle to fetch, so no missing day after it is a gap."
+    ) in printed
+
+
+def test_coins_that_ended_get_runs_that_stop_on_their_end_day():
+    """One run asks each of its coins for every day of its span: a coin that ended must not
+    share a run that goes on after its end."""
+    report = [
+        _coin(1, "2019-01-01", "2021-06-30", _range("2019-06-01", "2019-06-02")),
+        _ended(2, "2020-03-01", _range("2019-07-01", "2019-07-01")),
+        _ended(3, "2020-03-01", _range("2019-08-01", "2019-08-03")),
+        _ended(4, "2019-12-31", _range("2019-05-01", "2019-05-01")),
+    ]
+    gaps, _ = fetchable_gaps(report, start_date=date(2013, 4, 27))
+    fills, outside = gap_fills(gaps, universe={1, 2, 3, 4})
+    assert outside == []
+    assert [(fill.coin_ids, fill.days) for fill in fills] == [
+        ([1], _range("2019-06-01", "2021-06-30")),
+        ([4], _range("2019-05-01", "2019-12-31")),
+        ([2, 3], _range("2019-07-01", "2020-03-01")),
+    ]
+    ends = {coin.coin_id: coin.end_day for coin in report}
+    for fill in fills:
+        assert all(ends[c] is None or fill.days.last <= ends[c] for c in fill.coin_ids)
+    # A top:N run fetches each member on its listed days only: one run for all.
+    (top,), _ = gap_fills(gaps, universe={1, 2, 3, 4}, top_n=5)
+    assert (top.coin_ids, top.days, top.tickers_setting) == (
+        [1, 2, 3, 4],
+        _range("2019-05-01", "2021-06-30"),
+        "top:5",
+    )
+
+
+def _ended(coin_id: int, end: str, *gaps: DayRange) -> CoinCoverage:
+    return CoinCoverage(coin_id, f"C{coin_id}", _day("2019-01-01"), _day(end), 1, gaps, _day(end))
+
+
+def _requests(**resources: object) -> list[RunRequest] | SkipReason:
+    """Every run request of one gap-fill sensor tick, or why it skipped."""
+    context = build_sensor_context(
+        instance=DagsterInstance.ephemeral(),
+        resources={
+            "source": MarketDataSourceResource(),
+            "pipeline_settings": PipelineSettingsResource(),
+            **resources,
+        },
+    )
+    result = gap_fill_sensor.evaluate_tick(context)
+    return result.run_requests or SkipReason(result.skip_message)
+
+
+def _run_days(request: RunRequest) -> DayRange:
+    return _range(
+        request.tags["dagster/asset_partition_range_start"],
+        request.tags["dagster/asset_partition_range_end"],
+    )
+
+
+def test_the_sensor_never_requests_a_day_after_a_coins_end(dead_coins: str, csv_source: Path):
+    requests = _requests()
+    assert isinstance(requests, list)
+    runs = {_tickers(request): _run_days(request) for request in requests}
+    assert runs == {
+        "101,102": _range("2020-02-10", "2020-07-18"),  # ALPHA's and BETA's gaps
+        "103": _range("2020-05-10", "2020-05-31"),  # GAMMA's, up to its end
+        "104": _range("2020-06-20", "2020-07-05"),  # DELTA's, up to its last listed day
+    }
+    tags = {_tickers(request): request.tags[GAP_FILL_TAG] for request in requests}
+    assert tags["103"] == "GAMMA 2020-05-10..2020-05-12, GAMMA 2020-05-25..2020-05-31"
+    assert len({request.run_key for request in requests}) == 3
+
+
+def test_in_top_n_mode_one_top_n_run_fills_the_gaps_of_the_stored_listings_members(
+    dead_coins: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_TICKERS", "top:1")  # ALPHA; DELTA ranks 2: never a member
+    requests = _requests(source=MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}"))
+    assert isinstance(requests, list)
+    (request,) = requests  # the source was not asked: its folder does not exist
+    assert _tickers(request) == "top:1"
+    assert _run_days(request) == _range("2020-02-10", "2020-07-18")
+    assert request.tags[GAP_FILL_TAG] == ALPHA_GAPS_TEXT
+    monkeypatch.setenv("COINMARKET_TICKERS", "top:2")
+    (wider,) = _requests(source=MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}"))
+    assert _tickers(wider) == "top:2"
+    assert wider.tags[GAP_FILL_TAG] == f"{ALPHA_GAPS_TEXT}, DELTA 2020-06-20..2020-06-21"
+    assert wider.run_key != request.run_key
+
+
+def test_statistics_assets_are_the_daily_tables_computed_from_stored_candles():
+    assert STATISTICS_ASSETS == (
+        "historical_rolling",
+        "period_returns",
+        "top_ranking",
+        "bottom_ranking",
+    )

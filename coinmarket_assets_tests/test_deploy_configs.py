@@ -173,6 +173,7 @@ def _backfill_policies(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 PARTITIONED = [
+    "historical_listings",
     "historical_trade_data",
     "historical_rolling",
     "period_returns",

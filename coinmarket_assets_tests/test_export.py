@@ -12,7 +12,7 @@ import pytest
 from coinmarket_assets.cli import main
 from coinmarket_assets.export import RELATIONS
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, connect
-from coinmarket_assets.storage.tables import DATE, ID, TABLES, TEXT, TIMESTAMP, TableSpec
+from coinmarket_assets.storage.tables import BOOL, DATE, ID, TABLES, TEXT, TIMESTAMP, TableSpec
 from coinmarket_assets_tests.conftest import module_database
 from coinmarket_assets_tests.dagster_runs import (
     materialize_market,
@@ -72,6 +72,8 @@ def _read_csv(path: Path, spec: TableSpec) -> pd.DataFrame:
         dtype={**spec.types, **text},
         keep_default_na=False,
         na_values={c: [""] for c, t in spec.types.items() if t != TEXT},
+        true_values=["t"],  # COPY's booleans
+        false_values=["f"],
     )
     return _with_datetimes(frame, spec)
 
@@ -84,6 +86,8 @@ def _with_datetimes(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
             frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ns, UTC]")
         elif kind == ID:
             frame[column] = frame[column].astype("int64")
+        elif kind == BOOL:  # all NULL reads back as objects
+            frame[column] = frame[column].astype("boolean")
     return frame
 
 

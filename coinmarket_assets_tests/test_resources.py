@@ -138,6 +138,7 @@ def test_run_config_overrides_the_settings_of_one_run(database_url: str, csv_sou
         if event.asset_key.path[-1] != "ranked_coin_chart"  # a picture, with no settings
     }
     assert set(recorded) == {
+        "historical_listings",
         "historical_trade_data",
         "historical_rolling",
         "period_returns",

@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from dagster import (
+    AssetKey,
     DagsterEventType,
     DagsterInstance,
     Definitions,
@@ -26,6 +27,7 @@ from coinmarket_assets.definitions import defs
 from coinmarket_assets.retries import TRANSIENT_ERROR_RETRIES, fail_without_retry_unless_transient
 from coinmarket_assets.schedules import daily_market_schedule
 from coinmarket_assets.settings import load_time_settings
+from coinmarket_assets.storage.tables import DAILY_TABLES
 from coinmarket_assets_tests.dagster_cli import python_in_fresh_process
 from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, dump_all, materialize_days
 
@@ -82,6 +84,29 @@ def test_the_schedule_requests_the_day_that_ended_and_the_resync_days(monkeypatc
     tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
     (request,) = daily_market_schedule.evaluate_tick(tick).run_requests
     assert request.run_key == "2020-07-18"
+    assert request.tags["dagster/asset_partition_range_start"] == "2020-07-15"
+    assert request.tags["dagster/asset_partition_range_end"] == "2020-07-18"
+
+
+def test_in_top_n_mode_the_daily_run_stores_the_listing_and_then_its_members_candles(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The schedule's run materializes every daily table, historical_listings included and
+    upstream of the candles: a coin entering the top N on the newest day is a member in the
+    listing the same run stores, and the candle step fetches it with its lookback. The request
+    overrides no setting, so the run reads COINMARKET_TICKERS=top:N."""
+    job = defs.resolve_job_def("daily_market_data")
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == {*DAILY_TABLES, "ranked_coin_chart"}
+    assert "historical_listings" in selected
+    candles = job.asset_layer.asset_graph.get(AssetKey("historical_trade_data"))
+    assert AssetKey("historical_listings") in candles.parent_keys
+
+    monkeypatch.setenv("COINMARKET_TICKERS", "top:100")
+    monkeypatch.setenv("COINMARKET_RESYNC_DAYS", "3")
+    tick = build_schedule_context(scheduled_execution_time=datetime(2020, 7, 19, 0, 30, tzinfo=UTC))
+    (request,) = daily_market_schedule.evaluate_tick(tick).run_requests
+    assert request.run_config == {}
     assert request.tags["dagster/asset_partition_range_start"] == "2020-07-15"
     assert request.tags["dagster/asset_partition_range_end"] == "2020-07-18"
 

@@ -115,7 +115,9 @@ def test_coins_that_join_the_universe_get_their_history_in_one_run_once(
     empty_tables(history)
     materialize_days(first, last)
     assert dump_all(history) == after
-    assert all(after[table] for table in TABLES if table != "currency_status")
+    # The generated market has no listings.csv: only the listing tables stay empty.
+    no_listing = {"currency_status", "historical_listings"}
+    assert all(after[table] for table in TABLES if table not in no_listing)
     assert all(after[table] != old_rankings[table] for table in old_rankings)
 
     # With their history stored, the new coins are no longer new.
@@ -146,6 +148,110 @@ def test_a_coin_the_daily_schedule_already_fetched_still_gets_its_history(
     request = _evaluate()
     assert isinstance(request, RunRequest)
     assert request.tags[NEW_COINS_TAG] == "DELTA"
+
+
+# top:N. Coins 1..4 rank 1..4 on each of the LISTED_DAYS days ending yesterday; coin 5 ranks 5
+# on yesterday only (a day the daily schedule fetches); candles are stored for coins 1 and 2.
+LISTED_DAYS = 40
+
+
+def _listed_days() -> list[date]:
+    last = _yesterday()
+    return [last - timedelta(days=back) for back in range(LISTED_DAYS - 1, -1, -1)]
+
+
+@pytest.fixture
+def listings(database_url: str) -> str:
+    """Stored listings and the candles of their two top coins, written without Dagster."""
+    days = _listed_days()
+    ranks = [(day, coin_id, coin_id) for day in days for coin_id in (1, 2, 3, 4)]
+    ranks.append((days[-1], 5, 5))
+    candles = [(coin_id, f"C{coin_id}", day) for day in days for coin_id in (1, 2)]
+    with psycopg.connect(database_url) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO historical_listings (trade_date, coin_id, ticker, coin_name, slug, rank, "
+            "price) VALUES (%s, %s, 'C' || %s::text, 'Coin', 'coin-' || %s::text, %s, 1.0)",
+            [(day, coin_id, coin_id, coin_id, rank) for day, coin_id, rank in ranks],
+        )
+        cursor.executemany(
+            "INSERT INTO historical_trade_data (coin_id, ticker, trade_date, open, high, low, "
+            "close, volume, market_cap) VALUES (%s, %s, %s, 1, 1, 1, 1, 1, 1)",
+            candles,
+        )
+        # A candle the source lacks: a gap, not a member without history.
+        cursor.execute(
+            "DELETE FROM historical_trade_data WHERE coin_id = 2 AND trade_date = %s", [days[5]]
+        )
+    return database_url
+
+
+def _top(n: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> RunRequest | SkipReason:
+    """A tick in top:N mode, with a source that fails if asked (its folder does not exist)."""
+    monkeypatch.setenv("COINMARKET_TICKERS", f"top:{n}")
+    return _evaluate(source=MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}"))
+
+
+def _lacking_in_plain_python(url: str, top_n: int, last_day: date) -> dict[int, date]:
+    """Members up to ``last_day`` without a candle on any member day, and their first one."""
+    with psycopg.connect(url) as conn:
+        listed = conn.execute(
+            "SELECT trade_date, coin_id, rank FROM historical_listings"
+        ).fetchall()
+        stored = set(conn.execute("SELECT coin_id, trade_date FROM historical_trade_data"))
+    member_days: dict[int, list[date]] = {}
+    for day, coin_id, rank in listed:
+        if rank <= top_n and day <= last_day:
+            member_days.setdefault(coin_id, []).append(day)
+    return {
+        coin_id: min(days)
+        for coin_id, days in member_days.items()
+        if not any((coin_id, day) in stored for day in days)
+    }
+
+
+def test_in_top_n_mode_members_of_stored_listings_without_candles_get_one_top_n_run(
+    listings: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Membership comes from the stored listings only, never from the source's listing of today;
+    the days the daily schedule fetches (the resync days and the newest) are left to it."""
+    monkeypatch.setenv("COINMARKET_RESYNC_DAYS", "3")
+    skipped = _top(2, monkeypatch, tmp_path)
+    assert isinstance(skipped, SkipReason)
+    assert "Each coin of the stored listings' top 2 has candles on its member days" in str(
+        skipped.skip_message
+    )
+
+    request = _top(5, monkeypatch, tmp_path)  # N raised: coins 3 and 4 have no candle
+    assert isinstance(request, RunRequest)
+    schedule_first = _yesterday() - timedelta(days=3)
+    lacking = _lacking_in_plain_python(listings, 5, schedule_first - timedelta(days=1))
+    assert sorted(lacking) == [3, 4]  # not coin 5: a member on a scheduled day only
+    assert request.run_config == {
+        "resources": {"pipeline_settings": {"config": {"tickers": "top:5"}}}
+    }
+    assert request.tags[NEW_COINS_TAG] == "C3,C4"
+    assert request.tags["dagster/asset_partition_range_start"] == min(lacking.values()).isoformat()
+    assert request.tags["dagster/asset_partition_range_end"] == _yesterday().isoformat()
+    again = _top(5, monkeypatch, tmp_path)
+    assert isinstance(again, RunRequest) and again.run_key == request.run_key
+    other = _top(4, monkeypatch, tmp_path)
+    assert isinstance(other, RunRequest) and other.run_key != request.run_key
+
+
+def test_in_top_n_mode_nothing_is_requested_while_a_run_is_in_progress(
+    listings: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """A run stores a day's listing before its candles: in between, members lack candles."""
+    monkeypatch.setenv("COINMARKET_TICKERS", "top:5")
+    instance = DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("daily_market_data")
+    run = instance.create_run_for_job(job_def=job, status=DagsterRunStatus.STARTED)
+    source = MarketDataSourceResource(spec=f"csv:{tmp_path / 'missing'}")
+    skipped = sensor_tick(universe_sensor, instance, source=source)
+    assert isinstance(skipped, SkipReason)
+    assert str(skipped.skip_message).startswith(f"Run {run.run_id[:8]} of daily_market_data")
+    instance.report_run_failed(run)
+    assert isinstance(sensor_tick(universe_sensor, instance, source=source), RunRequest)
 
 
 def test_nothing_is_requested_before_any_history_is_stored(

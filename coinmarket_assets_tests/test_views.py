@@ -1,5 +1,5 @@
-"""The read views of V0003 (latest_market, daily_closes) on a materialized market, against
-pandas computations from the stored tables."""
+"""The read views of V0003 and V0004 (latest_market, daily_closes) on a materialized market,
+against pandas computations from the stored tables; test_universe covers universe_membership."""
 
 from collections.abc import Iterator
 
@@ -69,7 +69,11 @@ def _latest_market_in_pandas() -> pd.DataFrame:
         .merge(read_table("historical_rolling").drop(columns="ticker"), on=day, how="left")
         .merge(read_table("period_returns").drop(columns="ticker"), on=day, how="left")
     )
-    for table, column in [("top_ranking", "top_rank"), ("bottom_ranking", "bottom_rank")]:
+    for table, column in [
+        ("top_ranking", "top_rank"),
+        ("bottom_ranking", "bottom_rank"),
+        ("historical_listings", "listing_rank"),
+    ]:
         ranks = read_table(table)[[*day, "rank"]].rename(columns={"rank": column})
         frame = frame.merge(ranks, on=day, how="left")
     frame["ticker"] = frame["status_ticker"].fillna(frame["ticker"])
@@ -137,3 +141,4 @@ def test_daily_closes_of_a_day_marks_exactly_the_coins_without_a_candle(
 def test_the_views_answer_an_empty_database(database_url: str):
     assert _view("SELECT * FROM latest_market").empty
     assert _view("SELECT * FROM daily_closes").empty
+    assert _view("SELECT * FROM universe_membership").empty

@@ -1,9 +1,12 @@
-"""The keyless data-api (``/data-api``): the paged listing and the daily history, in its shapes.
+"""The keyless data-api (``/data-api``): the paged listing, the historical listings, the coin
+map and the daily history, in its shapes.
 
 Where the real API is undocumented: parameter errors (unknown or invalid ``id``, bad
 ``timeEnd``, ...) answer HTTP 200 with ``status.error_code`` "400", ``error_message``
 'Invalid value for "id"' and ``data: {}``; an answer without candles keeps ``data.timeEnd`` at
-the requested timeEnd.
+the requested timeEnd; a historical listing's page comes shuffled, its quote is named "USD",
+a day without coins is an empty list, and the coin map is one unpaged answer unless ``limit``
+is given.
 """
 
 import time
@@ -14,6 +17,7 @@ from typing import Any
 from coinmarket_testkit.market import (
     PRICE_NAMES,
     Coin,
+    DayListing,
     FakeMarket,
     Summary,
     number,
@@ -26,12 +30,15 @@ from coinmarket_testkit.wire import (
     Response,
     at,
     close_iso,
+    coin_map,
+    day_param,
     int_param,
     json_response,
     not_found,
     open_iso,
     page,
     requested_coin,
+    shuffled,
     status,
     unix,
     utc_day,
@@ -39,8 +46,18 @@ from coinmarket_testkit.wire import (
 
 PREFIX = "/data-api"
 LISTING = "/v3/cryptocurrency/listing"
+HISTORICAL_LISTINGS = "/v3/cryptocurrency/listings/historical"
+MAP = "/v1/cryptocurrency/map"
 HISTORICAL = "/v3.1/cryptocurrency/historical"
 USD_CONVERT_ID = "2781"
+MAX_LISTING_PAGE = 5000
+# The data-api's supply and quote names of the historical listing's fields.
+SUPPLY_NAMES = {
+    "circulating_supply": "circulatingSupply",
+    "total_supply": "totalSupply",
+    "max_supply": "maxSupply",
+}
+QUOTE_NAMES = {"price": "price", "volume_24h": "volume24h", "market_cap": "marketCap"}
 
 
 @dataclass(frozen=True)
@@ -54,10 +71,16 @@ class HistoryLimits:
 
 def answer(market: FakeMarket, path: str, query: dict[str, str], limits: HistoryLimits) -> Response:
     """The answer to ``path`` (below the prefix); bad parameters are errors inside HTTP 200."""
-    if path not in (LISTING, HISTORICAL):
+    handlers = {
+        LISTING: lambda: listing(market, query),
+        HISTORICAL_LISTINGS: lambda: historical_listing(market, query),
+        MAP: lambda: coin_map(market, query, default_limit=1_000_000),
+        HISTORICAL: lambda: historical(market, query, limits),
+    }
+    if path not in handlers:
         return not_found(pro=False)
     try:
-        data = listing(market, query) if path == LISTING else historical(market, query, limits)
+        data = handlers[path]()
     except BadParameter as error:
         return json_response(200, {"data": {}, "status": status("400", str(error))})
     return json_response(200, {"data": data, "status": status()})
@@ -68,6 +91,47 @@ def listing(market: FakeMarket, query: dict[str, str]) -> Json:
     ranked = market.ranked()
     entries = [listing_entry(coin, rank, summary) for coin, rank, summary in page(ranked, query)]
     return {"cryptoCurrencyList": entries, "totalCount": str(len(ranked))}
+
+
+def historical_listing(market: FakeMarket, query: dict[str, str]) -> list[Json]:
+    """One page of the day's listing by rank, shuffled."""
+    day = day_param(query, "date")
+    if int_param(query, "limit", 100) > MAX_LISTING_PAGE:
+        raise BadParameter("limit")
+    rows = page(market.listing_on(day), query)
+    entries = [historical_listing_entry(row, day) for row in rows]
+    return shuffled(entries, f"{day}:{query.get('start', '1')}")
+
+
+def historical_listing_entry(row: DayListing, day: date) -> Json:
+    """A coin's row of a day's listing; null supplies are left out."""
+    values, updated = row.values, close_iso(day)
+    entry: Json = {
+        "id": row.coin.coin_id,
+        "name": row.coin.name,
+        "symbol": row.coin.ticker,
+        "slug": row.coin.slug,
+        "cmcRank": values.get("rank"),
+        "numMarketPairs": row.coin.market_pairs,
+        **{api: values[f] for f, api in SUPPLY_NAMES.items() if values.get(f) is not None},
+        "lastUpdated": updated,
+        "dateAdded": open_iso(row.first_day),
+        "tags": [],
+        "isActive": 1,
+        "quotes": [
+            {
+                "name": "USD",
+                **{api: values[f] for f, api in QUOTE_NAMES.items() if f in values},
+                "percentChange1h": 0.0,
+                "percentChange24h": values["change_24h"],
+                "percentChange7d": values["change_7d"],
+                "lastUpdated": updated,
+            }
+        ],
+    }
+    if "rank" not in values:
+        del entry["cmcRank"]
+    return entry
 
 
 def historical(market: FakeMarket, query: dict[str, str], limits: HistoryLimits) -> Json:

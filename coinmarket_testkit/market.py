@@ -3,13 +3,19 @@
 Rank and listing figures follow the newest published candle of each coin. Where the real API
 is undocumented: ``maxSupply`` is null (absent from the data-api listing) for coins with an
 even id.
+
+A day's historical listing holds the coins with a published candle that day, ranked by that
+candle's market cap (ties by id), with price = close. A coin whose candles end before the
+market's newest day is dead: listed until its last candle, inactive in the coin map. The
+current listing still shows dead coins at their last figures, so universes named by ticker keep
+resolving over markets whose coins end on different days.
 """
 
 import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -19,6 +25,18 @@ from coinmarket_testkit.synthetic import FIELDS, SyntheticMarket
 
 Day = date | datetime | str
 PRICE_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close"}
+
+
+# The fields of a historical listing row that ``corrupt_listing`` may edit.
+LISTING_FIELDS = (
+    "rank",
+    "price",
+    "market_cap",
+    "volume_24h",
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+)
 
 
 class Missing(Enum):
@@ -67,6 +85,27 @@ class Summary:
         return None if coin.coin_id % 2 == 0 else 2 * self.supply
 
 
+@dataclass(frozen=True)
+class DayListing:
+    """A coin's row in a day's listing: ``values`` holds ``LISTING_FIELDS`` (a field edited to
+    ``MISSING`` is absent) and the percent changes ``change_24h`` and ``change_7d``."""
+
+    coin: Coin
+    values: dict[str, Any]
+    first_day: date
+
+
+@dataclass(frozen=True)
+class MapEntry:
+    """A coin of the coin map; ``rank`` is None for a dead coin."""
+
+    coin: Coin
+    rank: int | None
+    first_day: date | None
+    last_day: date | None
+    active: bool
+
+
 class FakeMarket:
     """Coins and their candles (copied from ``market``), with the data faults of the real API.
 
@@ -80,6 +119,7 @@ class FakeMarket:
         self._duplicates: set[tuple[int, date]] = set()
         self._out_of_range = False
         self._unpublished_from: date | None = None
+        self._listing_edits: dict[tuple[int, date], dict[str, Any]] = {}
         for coin in market.coins:
             self.add_coin(coin.coin_id, coin.ticker, coin.name, coin.slug, coin.candles)
 
@@ -143,6 +183,15 @@ class FakeMarket:
         with self._lock:
             self._candle(ticker, day)[_field(field)] = value
 
+    def corrupt_listing(self, ticker: str | int, day: Day, field: str, value: Any) -> None:
+        """Send ``field`` (one of ``LISTING_FIELDS``) of the coin's row in that day's
+        historical listing as ``value`` (``MISSING`` omits it); the order stays by market cap."""
+        if field not in LISTING_FIELDS:
+            raise ValueError(f"unknown listing field {field!r}; expected one of {LISTING_FIELDS}")
+        with self._lock:
+            coin_id = self.coin(ticker).coin_id
+            self._listing_edits.setdefault((coin_id, _day(day)), {})[field] = value
+
     def unpublished_from(self, day: Day | None) -> None:
         """Withhold every candle on or after ``day`` (None publishes everything again)."""
         with self._lock:
@@ -187,6 +236,56 @@ class FakeMarket:
             summaries = [(coin, self._summary(coin)) for coin in self._coins.values()]
         summaries.sort(key=lambda e: (-e[1].market_cap, e[0].coin_id))
         return [(coin, rank, summary) for rank, (coin, summary) in enumerate(summaries, 1)]
+
+    def last_market_day(self) -> date | None:
+        """The newest published day of any coin: the market's today."""
+        with self._lock:
+            days = [self.published_days(coin)[-1:] for coin in self._coins.values()]
+        return max((d for found in days for d in found), default=None)
+
+    def listing_on(self, day: date) -> list[DayListing]:
+        """The day's historical listing in rank order: every coin with a published candle that
+        day, ranked by its market cap (ties by id), edits of ``corrupt_listing`` applied."""
+        with self._lock:
+            cutoff = self._unpublished_from
+            if cutoff is not None and day >= cutoff:
+                return []
+            listed = [coin for coin in self._coins.values() if day in coin.candles]
+            listed.sort(key=lambda c: (-number(c.candles[day].get("market_cap")), c.coin_id))
+            return [self._day_listing(coin, day, rank) for rank, coin in enumerate(listed, 1)]
+
+    def _day_listing(self, coin: Coin, day: date, rank: int) -> DayListing:
+        candle = coin.candles[day]
+        close, market_cap = number(candle.get("close")), number(candle.get("market_cap"))
+        circulating = supply(close, market_cap)
+        values: dict[str, Any] = {
+            "rank": rank,
+            "price": close,
+            "market_cap": market_cap,
+            "volume_24h": number(candle.get("volume")),
+            "circulating_supply": circulating,
+            "total_supply": circulating,
+            "max_supply": None if coin.coin_id % 2 == 0 else 2 * circulating,
+        }
+        values |= self._listing_edits.get((coin.coin_id, day), {})
+        values = {name: value for name, value in values.items() if value is not MISSING}
+        values["change_24h"] = _day_change(coin, day, 1)
+        values["change_7d"] = _day_change(coin, day, 7)
+        return DayListing(coin, values, min(coin.candles))
+
+    def coin_map(self) -> list[MapEntry]:
+        """Every coin by id, dead ones (candles ending before the market's today) inactive."""
+        today = self.last_market_day()
+        with self._lock:
+            ranks = {coin.coin_id: rank for coin, rank, _ in self.ranked()}
+            entries = []
+            for coin in sorted(self._coins.values(), key=lambda c: c.coin_id):
+                days = self.published_days(coin)
+                first, last = (days[0], days[-1]) if days else (None, None)
+                active = last is not None and last == today
+                rank = ranks[coin.coin_id] if active else None
+                entries.append(MapEntry(coin, rank, first, last, active))
+        return entries
 
     def _summary(self, coin: Coin) -> Summary:
         days = self.published_days(coin)
@@ -240,6 +339,15 @@ def _change(candles: list[dict[str, Any]], back: int) -> float:
         return 0.0
     then, now = number(candles[-1 - back].get("close")), number(candles[-1].get("close"))
     return (now / then - 1) * 100 if then else 0.0
+
+
+def _day_change(coin: Coin, day: date, back: int) -> float:
+    """Percent change of the day's close against the close ``back`` days before, 0 if none."""
+    then = coin.candles.get(day - timedelta(days=back))
+    if then is None:
+        return 0.0
+    before, now = number(then.get("close")), number(coin.candles[day].get("close"))
+    return (now / before - 1) * 100 if before else 0.0
 
 
 def _repeat(day: date, twice: bool) -> Iterator[date]:

@@ -23,7 +23,8 @@ from coinmarket_testkit.market import FakeMarket
 from coinmarket_testkit.synthetic import SyntheticMarket
 from coinmarket_testkit.wire import Response, not_found
 
-LISTING_PAGES = "/cryptocurrency/listing"  # in the paths of both APIs' paged listings
+# In the paths of both APIs' paged listings, the historical ones included.
+LISTING_PAGES = "/cryptocurrency/listing"
 CLOUDFLARE_PAGE = (
     "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head>"
     "<body><h1>Sorry, you have been blocked</h1></body></html>"
@@ -48,9 +49,10 @@ class FakeCoinMarketCap(FakeMarket, TransportFaults):
     The market's candles are copied at construction; change them with the data faults.
     ``max_days`` caps the candles of one data-api historical answer (the real API: 400).
     ``honour_time_start`` (default False, like the real API) makes that endpoint drop candles
-    whose day ends before ``timeStart``. Transport faults apply to the next ``n`` requests whose
-    target (path and query string) contains ``path``; requests refused for their User-Agent do
-    not consume faults.
+    whose day ends before ``timeStart``. ``pro_ohlcv_allowed`` and ``pro_listings_allowed`` say
+    whether the key's plan includes the Pro OHLCV history and historical listings. Transport
+    faults apply to the next ``n`` requests whose target (path and query string) contains
+    ``path``; requests refused for their User-Agent do not consume faults.
     """
 
     def __init__(
@@ -59,12 +61,14 @@ class FakeCoinMarketCap(FakeMarket, TransportFaults):
         *,
         api_key: str | None = None,
         pro_ohlcv_allowed: bool = False,
+        pro_listings_allowed: bool = False,
         max_days: int = 400,
     ) -> None:
         FakeMarket.__init__(self, market)
         TransportFaults.__init__(self)
         self.api_key = api_key
         self.pro_ohlcv_allowed = pro_ohlcv_allowed
+        self.pro_listings_allowed = pro_listings_allowed
         self.max_days = max_days
         self.honour_time_start = False
         self._stopping = threading.Event()
@@ -182,7 +186,7 @@ class FakeCoinMarketCap(FakeMarket, TransportFaults):
             limits = data_api.HistoryLimits(self.max_days, self.honour_time_start)
             return data_api.answer(self, path.removeprefix(data_api.PREFIX), query, limits)
         if path.startswith(pro_api.PREFIX + "/"):
-            plan = pro_api.Plan(self.api_key, self.pro_ohlcv_allowed)
+            plan = pro_api.Plan(self.api_key, self.pro_ohlcv_allowed, self.pro_listings_allowed)
             return pro_api.answer(self, path.removeprefix(pro_api.PREFIX), query, headers, plan)
         return not_found(pro=False)
 

@@ -1,11 +1,12 @@
 """What both fake APIs share on the wire: answers, ``status`` objects, query parameters, times."""
 
 import json
+import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from coinmarket_testkit.market import Coin, FakeMarket
+from coinmarket_testkit.market import Coin, FakeMarket, MapEntry
 
 Json = dict[str, Any]
 Headers = tuple[tuple[str, str], ...]
@@ -61,6 +62,49 @@ def not_found(pro: bool) -> Response:
     return json_response(404, {"status": status("404", "Not Found", pro)})
 
 
+# -- answers both APIs give alike ----------------------------------------------------------------
+
+LISTING_STATUSES = ("active", "inactive", "untracked")
+
+
+def coin_map(market: FakeMarket, query: dict[str, str], default_limit: int) -> list[Json]:
+    """One page of the coin map by id: the coins of ``listing_status`` (comma-separated,
+    default active; the fake has no untracked coins), only those of ``symbol`` when given."""
+    statuses = query.get("listing_status", "active").split(",")
+    if not statuses or any(s not in LISTING_STATUSES for s in statuses):
+        raise BadParameter("listing_status")
+    symbols = {s for s in query.get("symbol", "").split(",") if s}
+    entries = [
+        map_entry(entry)
+        for entry in market.coin_map()
+        if ("active" if entry.active else "inactive") in statuses
+        and (not symbols or entry.coin.ticker in symbols)
+    ]
+    return page(entries, query, default_limit)
+
+
+def map_entry(entry: MapEntry) -> Json:
+    return {
+        "id": entry.coin.coin_id,
+        "rank": entry.rank,
+        "name": entry.coin.name,
+        "symbol": entry.coin.ticker,
+        "slug": entry.coin.slug,
+        "is_active": int(entry.active),
+        "first_historical_data": open_iso(entry.first_day) if entry.first_day else None,
+        "last_historical_data": close_iso(entry.last_day) if entry.last_day else None,
+        "platform": None,
+    }
+
+
+def shuffled(items: list[T], seed: str) -> list[T]:
+    """``items`` in an order that is arbitrary but the same for the same ``seed``: the real
+    historical listings do not reliably come in the order asked for."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order
+
+
 # -- query parameters ---------------------------------------------------------------------------
 
 
@@ -72,10 +116,10 @@ def requested_coin(market: FakeMarket, query: dict[str, str]) -> Coin:
     return coin
 
 
-def page(items: list[T], query: dict[str, str]) -> list[T]:
+def page(items: list[T], query: dict[str, str], default_limit: int = 100) -> list[T]:
     """The 1-based ``start``/``limit`` page of ``items``."""
     start = int_param(query, "start", 1)
-    limit = int_param(query, "limit", 100)
+    limit = int_param(query, "limit", default_limit)
     if start < 1:
         raise BadParameter("start")
     if limit < 1:
@@ -89,6 +133,14 @@ def int_param(query: dict[str, str], name: str, default: int) -> int:
     try:
         return int(float(query[name]))
     except ValueError:
+        raise BadParameter(name) from None
+
+
+def day_param(query: dict[str, str], name: str) -> date:
+    """A required ``YYYY-MM-DD`` parameter."""
+    try:
+        return date.fromisoformat(query[name])
+    except (KeyError, ValueError):
         raise BadParameter(name) from None
 
 

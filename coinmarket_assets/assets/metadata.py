@@ -18,12 +18,18 @@ def currency_status(
     source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
 ) -> Frame:
-    """Each tracked coin's CoinMarketCap id, ticker, name, slug, rank and market cap.
+    """Each tracked coin's CoinMarketCap id, ticker, name, slug, rank and market cap, whether it
+    is still active and its first and last day of data.
 
-    Upserted by coin id; coins that leave the universe keep their last row.
+    Upserted by coin id; coins that leave the universe keep their last row. With
+    COINMARKET_TICKERS=top:N it holds the source's whole coin map, dead coins included, so it
+    needs no stored listing.
     """
     settings = pipeline_settings.settings
     with source.exclusive(context):
-        status = source.source.coin_status(source.universe(settings))
+        if settings.point_in_time_top is not None:
+            status = source.source.coin_map()
+        else:
+            status = source.source.coin_status(source.universe(settings))
     context.add_output_metadata({"settings": MetadataValue.json(settings.as_metadata())})
     return status

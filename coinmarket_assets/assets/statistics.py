@@ -1,6 +1,12 @@
-"""Statistics derived from stored closes: RSI, standard deviation and period returns."""
+"""Statistics derived from stored closes: RSI, standard deviation and period returns.
 
-from collections.abc import Iterator
+Each step reads its closes a batch of whole coins at a time (COINMARKET_BATCH_COINS) and streams
+its rows into one write, so its memory follows the batch size, not the market; every coin's
+rows depend on that coin's closes alone, so the stored rows are the same for any batch size.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import date
 
 from dagster import (
     AssetCheckResult,
@@ -18,7 +24,7 @@ from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings, load_time_settings
 from coinmarket_assets.sources.base import names_all_coins, stored_universe
 from coinmarket_assets.storage.database import connect, retry_on_lost_connection
-from coinmarket_assets.storage.io_manager import CoinRows
+from coinmarket_assets.storage.io_manager import FrameStream, TableBatches
 
 RETURN_DAYS = load_time_settings().return_days
 
@@ -28,35 +34,62 @@ CLOSES = ["coin_id", "ticker", "trade_date", "close"]
 
 
 def _lookback(days: int) -> AssetIn:
-    """The closes of the upstream days [D - days, D] of each partition D."""
+    """The closes of the upstream days [D - days, D] of each partition D, read in batches."""
     return AssetIn(
         partition_mapping=TimeWindowPartitionMapping(
             start_offset=-days, allow_nonexistent_upstream_partitions=True
         ),
-        metadata={"columns": CLOSES},
+        metadata={"columns": CLOSES, "batched": True},
     )
 
 
 def _universe_candles(
-    context: AssetExecutionContext, candles: Frame, settings: Settings
-) -> tuple[Frame, list[int]]:
-    """The stored candles of the universe's coins, and their ids: what the run replaces and checks.
+    context: AssetExecutionContext, candles: TableBatches, settings: Settings
+) -> list[int]:
+    """The ids of the universe's coins: what the run computes, replaces and checks.
 
     Coins are named by their current names (``_coin_names``), never by the tickers stored on the
     window's candles, which a renamed coin's older candles keep. Statistics never call the
-    source: with ``ALL``, the universe is every coin with candles in the window.
+    source: with ``ALL``, the universe is every coin with candles in the window; with ``top:N``,
+    every coin that is a member on one of the run's days (from the stored listings).
     """
+    top_n = settings.point_in_time_top
+    if top_n is not None:
+        return _members_of_run(*run_days(context), top_n)
     if names_all_coins(settings.tickers):
-        coin_ids = sorted(int(coin_id) for coin_id in candles["coin_id"].unique())
-    else:
-        coin_ids, unresolved = stored_universe(_coin_names(), settings.tickers)
-        if unresolved:
-            context.log.warning(
-                "COINMARKET_TICKERS entries that name no stored coin, left out: "
-                f"{', '.join(unresolved)}. A coin is named by its currency_status ticker, or "
-                "by its newest stored candle's; materialize currency_status after a rename."
-            )
-    return candles[candles["coin_id"].isin(coin_ids)], coin_ids
+        return candles.coin_ids()
+    coin_ids, unresolved = stored_universe(_coin_names(), settings.tickers)
+    if unresolved:
+        context.log.warning(
+            "COINMARKET_TICKERS entries that name no stored coin, left out: "
+            f"{', '.join(unresolved)}. A coin is named by its currency_status ticker, or "
+            "by its newest stored candle's; materialize currency_status after a rename."
+        )
+    return sorted(coin_ids)
+
+
+@retry_on_lost_connection
+def _members_of_run(first_day: date, last_day: date, top_n: int) -> list[int]:
+    """The coins ranked top_n or better in the stored listing of at least one of the days."""
+    from coinmarket_assets.storage.universe import member_spans
+
+    with connect() as conn:
+        return [span.coin_id for span in member_spans(conn, first_day, last_day, top_n)]
+
+
+def _per_batch(
+    candles: TableBatches,
+    coin_ids: list[int],
+    batch_coins: int,
+    compute: Callable[[Frame], Frame],
+) -> Callable[[], Iterator[Frame]]:
+    """The stream of ``compute``'s rows, one batch of whole coins at a time."""
+
+    def batches() -> Iterator[Frame]:
+        for batch in candles.by_coins(coin_ids, batch_coins):
+            yield compute(batch)
+
+    return batches
 
 
 @retry_on_lost_connection
@@ -79,8 +112,8 @@ def _coin_names() -> Frame:
 def historical_rolling(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
-    historical_trade_data: Frame,
-) -> Iterator[Output[CoinRows] | AssetCheckResult]:
+    historical_trade_data: TableBatches,
+) -> Iterator[Output[FrameStream] | AssetCheckResult]:
     """Wilder's RSI over the closes of the last 300 days and the population standard deviation
     of the last closes, per coin and stored day; NULL while a window is not full."""
     import pandas as pd  # imported by the step, not with the code location (start-up)
@@ -89,17 +122,22 @@ def historical_rolling(
 
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
-    candles, coin_ids = _universe_candles(context, historical_trade_data, settings)
-    rolling = rolling_statistics(
-        candles,
-        pd.Timestamp(first_day),
-        pd.Timestamp(last_day),
-        rsi_period=settings.rsi_period,
-        std_window=settings.std_window,
-        lookback_days=RSI_LOOKBACK_DAYS,
-    )
+    coin_ids = _universe_candles(context, historical_trade_data, settings)
+
+    def rolling(candles: Frame) -> Frame:
+        return rolling_statistics(
+            candles,
+            pd.Timestamp(first_day),
+            pd.Timestamp(last_day),
+            rsi_period=settings.rsi_period,
+            std_window=settings.std_window,
+            lookback_days=RSI_LOOKBACK_DAYS,
+        )
+
+    # The IO manager reads, computes and writes the batches as it stores the output.
+    batches = _per_batch(historical_trade_data, coin_ids, settings.batch_coins, rolling)
     yield Output(
-        CoinRows(rolling, coin_ids),
+        FrameStream(batches, coin_ids),
         metadata={"settings": MetadataValue.json(settings.as_metadata())},
     )
     # Checked after the IO manager committed the run's rows, on what is stored.
@@ -116,8 +154,8 @@ def historical_rolling(
 def period_returns(
     context: AssetExecutionContext,
     pipeline_settings: PipelineSettingsResource,
-    historical_trade_data: Frame,
-) -> Iterator[Output[CoinRows] | AssetCheckResult]:
+    historical_trade_data: TableBatches,
+) -> Iterator[Output[FrameStream] | AssetCheckResult]:
     """close(D) / close(D - n days) - 1 per coin, where both closes are stored."""
     import pandas as pd
 
@@ -125,12 +163,16 @@ def period_returns(
 
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
-    candles, coin_ids = _universe_candles(context, historical_trade_data, settings)
-    returns = compute_period_returns(
-        candles, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
-    )
+    coin_ids = _universe_candles(context, historical_trade_data, settings)
+
+    def returns(candles: Frame) -> Frame:
+        return compute_period_returns(
+            candles, pd.Timestamp(first_day), pd.Timestamp(last_day), RETURN_DAYS
+        )
+
+    batches = _per_batch(historical_trade_data, coin_ids, settings.batch_coins, returns)
     yield Output(
-        CoinRows(returns, coin_ids),
+        FrameStream(batches, coin_ids),
         metadata={"settings": MetadataValue.json(settings.as_metadata())},
     )
     yield from checks.evaluate_stored(

@@ -45,6 +45,21 @@ class UnknownTickersError(SourceError):
     """Tickers that the source does not list."""
 
 
+class MissingCandlesError(SourceError):
+    """Coins of which a file source has no candle file at all; nothing was read.
+
+    In top:N mode a listed coin may have no candles: the asset decides, and may ask again
+    without ``coins``."""
+
+    def __init__(self, message: str, coins: Sequence[Coin]) -> None:
+        super().__init__(message)
+        self.coins = list(coins)
+
+
+class NoHistoricalListingsError(SourceError):
+    """The source has no historical listings (a format without them, or no listings file)."""
+
+
 @dataclass(frozen=True)
 class Coin:
     coin_id: int
@@ -75,7 +90,7 @@ class MarketDataSource(ABC):
         """``HISTORICAL_LISTING_COLUMNS`` rows: for each day of first_day..last_day that the
         source has, its listing as it stood that day, the ``depth`` best-ranked coins, checked
         (a bad row fails, naming coin, day and field)."""
-        raise SourceError(f"the {self.name} source has no historical listings")
+        raise NoHistoricalListingsError(f"the {self.name} source has no historical listings")
 
     def coin_map(self) -> pd.DataFrame:
         """Every coin the source knows, dead ones too: ``STATUS_COLUMNS`` (``is_active``,

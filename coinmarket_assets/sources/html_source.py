@@ -11,12 +11,20 @@ merged: a day published identically on two pages counts once, a day published wi
 values is kept twice so that validation rejects it as a duplicate day.
 """
 
+from datetime import date
 from pathlib import Path
 
 import lxml.html
 import pandas as pd
 
-from coinmarket_assets.sources.base import CANDLE_COLUMNS, CANDLE_FIELDS, Coin, SourceError
+from coinmarket_assets.sources.base import (
+    CANDLE_COLUMNS,
+    CANDLE_FIELDS,
+    Coin,
+    MissingCandlesError,
+    NoHistoricalListingsError,
+    SourceError,
+)
 from coinmarket_assets.sources.csv_source import CsvSource
 
 TABLE_HEADER = ["date", "open", "high", "low", "close", "volume", "market cap"]
@@ -29,14 +37,27 @@ class HtmlSource(CsvSource):
 
     name = "html"
 
+    def historical_listings(self, first_day: date, last_day: date, depth: int) -> pd.DataFrame:
+        raise NoHistoricalListingsError(
+            "html source: saved historical-data pages hold no daily listings, so "
+            "COINMARKET_TICKERS=top:N cannot work with it; use csv:DIR with a listings.csv, "
+            "or coinmarketcap"
+        )
+
+    def no_candles(self, coin: Coin) -> str | None:
+        if coin_pages(self.directory, coin.ticker):
+            return None
+        return (
+            f"html source: no pages for {coin.ticker}: neither "
+            f"{self.directory / f'{coin.ticker}.html'} nor "
+            f"{self.directory / coin.ticker}/*.html exists"
+        )
+
     def published_candles(self, coin: Coin) -> pd.DataFrame:
+        message = self.no_candles(coin)
+        if message:
+            raise MissingCandlesError(message, [coin])
         pages = coin_pages(self.directory, coin.ticker)
-        if not pages:
-            raise SourceError(
-                f"html source: no pages for {coin.ticker}: neither "
-                f"{self.directory / f'{coin.ticker}.html'} nor "
-                f"{self.directory / coin.ticker}/*.html exists"
-            )
         candles = pd.concat([read_page(page, coin) for page in pages], ignore_index=True)
         return (
             candles.drop_duplicates(ignore_index=True)

@@ -88,3 +88,101 @@ def check_candles(
 def validated_candles(candles: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
     """``check_candles`` that fails on any bad row."""
     return check_candles(candles, first_day, last_day).candles
+
+
+class InvalidListingsError(SourceError):
+    """Historical listings with missing, non-numeric, non-finite or out-of-range values."""
+
+
+# The ranking fields decide which rows a day keeps; the others are checked on kept rows only.
+LISTING_TEXT_FIELDS = ("ticker", "coin_name", "slug")
+LISTING_OPTIONAL_FIELDS = (
+    "market_cap",
+    "volume_24h",
+    "circulating_supply",
+    "total_supply",
+    "max_supply",
+)
+
+
+def check_listing_ranks(rows: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``rows`` (``HISTORICAL_LISTING_COLUMNS``, ``trade_date`` as datetimes, other values as
+    published) with whole-number ``coin_id`` and ``rank``, sorted by day, rank and coin id.
+
+    Raises ``InvalidListingsError`` naming coin, day and field when an id or rank is not a whole
+    number >= 1, or a coin is listed twice on a day.
+    """
+    ids, ranks = _numbers(rows["coin_id"]), _numbers(rows["rank"])
+    problems = _whole_problems(rows, "coin_id", ids) + _whole_problems(rows, "rank", ranks)
+    keys = pd.DataFrame({"day": rows["trade_date"], "coin": ids})
+    repeated = keys.duplicated(keep=False).to_numpy() & ids.notna().to_numpy()
+    problems += [(p, "coin_id appears more than once that day") for p in np.flatnonzero(repeated)]
+    _fail_on(problems, rows, where)
+    ranked = rows.assign(coin_id=ids.astype("int64"), rank=ranks.astype("int64"))
+    return ranked.sort_values(["trade_date", "rank", "coin_id"], ignore_index=True)
+
+
+def check_listing_values(ranked: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows that ``check_listing_ranks`` returned (or some of them) with their values as
+    floats: names present, ``price`` finite and > 0, the other values finite and >= 0 or empty.
+    Raises ``InvalidListingsError`` naming coin, day and field of every bad value."""
+    problems: list[tuple[int, str]] = []
+    for name in LISTING_TEXT_FIELDS:
+        raw = ranked[name]
+        blank = raw.isna().to_numpy() | (raw.astype("str").str.strip() == "").to_numpy()
+        problems += [(p, f"{name} is missing") for p in np.flatnonzero(blank)]
+    numbers = {name: _numbers(ranked[name]) for name in ("price", *LISTING_OPTIONAL_FIELDS)}
+    for name, values in numbers.items():
+        raw = ranked[name]
+        if name == "price":
+            problems += [(p, "price is missing") for p in np.flatnonzero(raw.isna().to_numpy())]
+        problems += _finite_problems(raw, values, name)
+        low = (values <= 0) if name == "price" else (values < 0)
+        word = "not positive" if name == "price" else "negative"
+        problems += [(p, f"{name} is {word} ({values.iat[p]})") for p in np.flatnonzero(low)]
+    _fail_on(problems, ranked, where)
+    return ranked.assign(**numbers)
+
+
+def _numbers(raw: pd.Series) -> pd.Series:
+    return pd.to_numeric(raw, errors="coerce").astype("float64")
+
+
+def _finite_problems(raw: pd.Series, values: pd.Series, name: str) -> list[tuple[int, str]]:
+    text = (values.isna() & raw.notna()).to_numpy()
+    found = [(p, f"{name} is not a number ({raw.iat[p]!r})") for p in np.flatnonzero(text)]
+    found += [(p, f"{name} is infinite") for p in np.flatnonzero(np.isinf(values.to_numpy()))]
+    return found
+
+
+def _whole_problems(rows: pd.DataFrame, name: str, values: pd.Series) -> list[tuple[int, str]]:
+    raw = rows[name]
+    found = [(p, f"{name} is missing") for p in np.flatnonzero(raw.isna().to_numpy())]
+    found += _finite_problems(raw, values, name)
+    finite = values.to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(finite) & ((finite < 1) | (finite != np.floor(finite)))
+    found += [(p, f"{name} is not a whole number >= 1 ({raw.iat[p]})") for p in np.flatnonzero(bad)]
+    return found
+
+
+def _fail_on(problems: list[tuple[int, str]], rows: pd.DataFrame, where: str) -> None:
+    if not problems:
+        return
+    messages = list(dict.fromkeys(f"{_listing_label(rows, p)}: {m}" for p, m in sorted(problems)))
+    shown = messages[:MAX_PROBLEMS_LISTED]
+    more = len(messages) - len(shown)
+    suffix = f"\n  ... and {more} more" if more else ""
+    raise InvalidListingsError(
+        f"Invalid listings in {where}, nothing was written for these days:\n  "
+        + "\n  ".join(shown)
+        + suffix
+    )
+
+
+def _listing_label(rows: pd.DataFrame, position: int) -> str:
+    row = rows.iloc[position]
+    coin = row["coin_id"]
+    if isinstance(coin, float) and coin.is_integer():
+        coin = int(coin)  # an id column with an empty cell is read as floats
+    return f"coin {coin} ({row['ticker']}) {row['trade_date']:%Y-%m-%d}"

@@ -7,8 +7,8 @@ It loads with the code location, so pandas, psycopg and yoyo (through ``table_io
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -34,10 +34,105 @@ PREVIEW_ROWS = 5
 
 @dataclass(frozen=True)
 class CoinRows:
-    """A per-coin table's rows for a run's universe: its days are replaced for ``coin_ids`` only."""
+    """A per-coin table's rows for a run's universe: its days are replaced for ``coin_ids`` only.
+
+    ``before``: rows of those coins dated before the run's days (a lookback fetched for coins
+    entering the universe), inserted in the same transaction where no row is stored yet.
+    """
 
     frame: pd.DataFrame
     coin_ids: Sequence[int]
+    before: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class FrameStream:
+    """A derived table's rows for the run's days made batch by batch: ``batches()`` yields the
+    frames (called again if the write is retried), written in one transaction; with
+    ``coin_ids`` only those coins' rows of the days are replaced, else the days whole."""
+
+    batches: Callable[[], Iterable[pd.DataFrame]]
+    coin_ids: Sequence[int] | None = None
+
+
+@dataclass
+class TableBatches:
+    """A partitioned input read on demand, a batch at a time, instead of one DataFrame.
+
+    What ``AssetIn(metadata={"batched": True})`` hands a step: the table, the input's window of
+    days and columns. Reads run under the step's lock, taken when the input was loaded; each
+    batch is one COPY of whole coins (or whole days), parsed as ``load_input`` parses.
+    """
+
+    url: str
+    spec: TableSpec
+    first_day: date
+    end_exclusive: date
+    columns: Sequence[str] | None = None
+    check_lock: Callable[[], None] = lambda: None
+    rows_read: int = field(default=0, init=False)
+    batches_read: int = field(default=0, init=False)
+    seconds: float = field(default=0.0, init=False)
+
+    def coin_ids(self) -> list[int]:
+        """The coins with a row in the window, by id."""
+        return _coin_ids(self.url, self.spec, self.first_day, self.end_exclusive, self.check_lock)
+
+    def by_coins(self, coin_ids: Sequence[int], size: int) -> Iterator[pd.DataFrame]:
+        """The window's rows of ``coin_ids``, ``size`` whole coins per frame, in id order."""
+        ordered = sorted(coin_ids)
+        for start in range(0, len(ordered), size):
+            yield self._read(coin_ids=ordered[start : start + size])
+
+    def by_days(self, days: int) -> Iterator[tuple[date, date, pd.DataFrame]]:
+        """The window's rows, ``days`` whole days per frame: (first day, last day, rows)."""
+        first = self.first_day
+        while first < self.end_exclusive:
+            end = min(first + timedelta(days=days), self.end_exclusive)
+            yield first, end - timedelta(days=1), self._read(first_day=first, end_exclusive=end)
+            first = end
+
+    def _read(self, **scope: object) -> pd.DataFrame:
+        started = time.perf_counter()
+        window = {"first_day": self.first_day, "end_exclusive": self.end_exclusive}
+        frame = _read_batch(
+            self.url, self.spec, self.check_lock, **{**window, **scope}, columns=self.columns
+        )
+        self.rows_read += len(frame)
+        self.batches_read += 1
+        self.seconds += time.perf_counter() - started
+        return frame
+
+    def log_line(self) -> str:
+        """One key=value line: what the step read through this input, in how many batches."""
+        last_day = self.end_exclusive - timedelta(days=1)
+        return (
+            f"event=table_read table={self.spec.name} first_day={self.first_day} "
+            f"last_day={last_day} batches={self.batches_read} rows={self.rows_read} "
+            f"seconds={self.seconds:.3f}"
+        )
+
+
+@retry_on_lost_connection
+def _read_batch(
+    url: str, spec: TableSpec, check_lock: Callable[[], None], **scope: object
+) -> pd.DataFrame:
+    from coinmarket_assets.storage.table_io import read_rows
+
+    check_lock()  # again on a retry: the lock's session may have gone with the connection
+    with connect(url) as conn:
+        return read_rows(conn, spec, **scope)
+
+
+@retry_on_lost_connection
+def _coin_ids(
+    url: str, spec: TableSpec, first_day: date, end_exclusive: date, check_lock: Callable[[], None]
+) -> list[int]:
+    from coinmarket_assets.storage.table_io import coin_ids_in_window
+
+    check_lock()
+    with connect(url) as conn:
+        return coin_ids_in_window(conn, spec, first_day, end_exclusive)
 
 
 class PostgresIOManager(ConfigurableIOManager):
@@ -45,7 +140,9 @@ class PostgresIOManager(ConfigurableIOManager):
 
     Partitioned assets replace the rows of the run's days (and universe, for ``CoinRows``);
     inputs load exactly the days their partition mapping asks for, and only the columns that
-    the input's ``columns`` metadata names, if any. A step that reads tables holds a lock
+    the input's ``columns`` metadata names, if any; with ``batched`` metadata an input is a
+    ``TableBatches`` reader, and a ``FrameStream`` output is written batch by batch in one
+    transaction, so a step holds one batch at a time. A step that reads tables holds a lock
     named after it from its first read to its write, so that concurrent runs computing the
     same asset take turns instead of overwriting each other with stale inputs.
     Reads and writes are retried while the database restarts.
@@ -55,6 +152,7 @@ class PostgresIOManager(ConfigurableIOManager):
     _url: str = PrivateAttr()
     _run_id: str = PrivateAttr()
     _step_locks: dict[str, SessionLock] = PrivateAttr(default_factory=dict)
+    _readers: dict[str, list[TableBatches]] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._url = self.url or database_url()
@@ -66,26 +164,84 @@ class PostgresIOManager(ConfigurableIOManager):
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         for step in list(self._step_locks):
             self._unlock_step(step)
+        self._readers.clear()
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> None:
+    def handle_output(
+        self, context: OutputContext, obj: pd.DataFrame | CoinRows | FrameStream | None
+    ) -> None:
         started = time.perf_counter()
+        step = context.op_def.name
+        if obj is None:  # the asset had nothing to store: the stored rows stay as they are
+            self._unlock_step(step)
+            context.log.info(f"event=table_write table={context.asset_key.path[-1]} rows=0 kept")
+            return
         try:
             with no_retry_unless_transient():
-                self._check_step_lock(context.op_def.name)
-                metadata = self._write(context, obj)
+                self._check_step_lock(step)
+                if isinstance(obj, FrameStream):
+                    metadata = self._write_stream(context, obj)
+                else:
+                    metadata = self._write(context, obj)
             seconds = time.perf_counter() - started
         finally:
-            self._unlock_step(context.op_def.name)
+            self._unlock_step(step)
+        # Batched inputs are read while the stream is written: their totals are known now.
+        for reader in self._readers.pop(step, []):
+            context.log.info(reader.log_line())
+            metadata[f"run_rows_read_{reader.spec.name}"] = reader.rows_read
         context.log.info(_write_line(context, metadata, seconds))
         context.add_output_metadata(metadata)
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> pd.DataFrame | TableBatches:
         started = time.perf_counter()
         with no_retry_unless_transient():
             self._lock_step(context)
+            if context.definition_metadata.get("batched"):
+                return self._batches(context)
             frame = self._read(context)
         context.log.info(_read_line(context, len(frame), time.perf_counter() - started))
         return frame
+
+    def _batches(self, context: InputContext) -> TableBatches:
+        """The input as a lazy reader; its reads are checked against the step's lock."""
+        if not context.has_asset_partitions:
+            raise ValueError("only partitioned inputs are read in batches")
+        step = context.op_def.name
+        reader = TableBatches(
+            self._url,
+            _spec(context.asset_key.path[-1]),
+            *_days(context),
+            columns=context.definition_metadata.get("columns"),
+            check_lock=lambda: self._check_step_lock(step),
+        )
+        self._readers.setdefault(step, []).append(reader)
+        return reader
+
+    @retry_on_lost_connection
+    def _write_stream(self, context: OutputContext, stream: FrameStream) -> dict[str, object]:
+        from coinmarket_assets.storage.table_io import replace_days_streamed
+
+        spec = _spec(context.asset_key.path[-1])
+        if not context.has_asset_partitions:
+            raise TypeError(f"Asset {spec.name}: only daily tables are written as a stream")
+        first_day, end_exclusive = _days(context)
+        with connect(self._url) as conn:
+            # Called again on a retry: the batches are computed anew, the write stays whole.
+            batches = stream.batches()
+            write = replace_days_streamed(
+                conn, spec, batches, first_day, end_exclusive, stream.coin_ids, PREVIEW_ROWS
+            )
+        metadata: dict[str, object] = {
+            "dagster/table_name": spec.name,
+            "run_rows_written": write.written,
+            "run_days": (end_exclusive - first_day).days,
+            "run_rows_replaced": write.replaced,
+        }
+        if stream.coin_ids is not None:
+            metadata["run_coins"] = len(stream.coin_ids)
+        tail = write.tail
+        metadata["preview"] = MetadataValue.md("_no rows_" if tail is None else _preview(tail))
+        return metadata
 
     @retry_on_lost_connection
     def _write(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> dict[str, object]:
@@ -95,6 +251,7 @@ class PostgresIOManager(ConfigurableIOManager):
 
         spec = _spec(context.asset_key.path[-1])
         frame, coin_ids = (obj.frame, obj.coin_ids) if isinstance(obj, CoinRows) else (obj, None)
+        before = obj.before if isinstance(obj, CoinRows) else None
         if not isinstance(frame, pd.DataFrame):
             # Asset signatures name ``Frame`` (``Any`` to Dagster), so the type is checked here.
             raise TypeError(
@@ -109,7 +266,9 @@ class PostgresIOManager(ConfigurableIOManager):
         with connect(self._url) as conn:
             if context.has_asset_partitions:
                 first_day, end_exclusive = _days(context)
-                write = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids)
+                write = replace_days(
+                    conn, spec, frame, first_day, end_exclusive, coin_ids, before=before
+                )
                 metadata |= {
                     "run_days": (end_exclusive - first_day).days,
                     "run_rows_replaced": write.replaced,
@@ -119,6 +278,8 @@ class PostgresIOManager(ConfigurableIOManager):
                     metadata["run_rows_not_refetched"] = write.kept
                 if coin_ids is not None:
                     metadata["run_coins"] = len(coin_ids)
+                if before is not None:
+                    metadata["run_rows_inserted_before"] = write.inserted_before
             else:
                 upsert(conn, spec, frame)
         metadata["preview"] = MetadataValue.md(_preview(frame))
@@ -195,6 +356,7 @@ def _write_line(context: OutputContext, metadata: Mapping[str, object], seconds:
         "replaced": "run_rows_replaced",
         "revised": "run_rows_revised",
         "not_refetched": "run_rows_not_refetched",
+        "inserted_before": "run_rows_inserted_before",
     }
     fields = " ".join(f"{key}={metadata[name]}" for key, name in counts.items() if name in metadata)
     return f"event=table_write table={table}{_day_range(context)} {fields} seconds={seconds:.3f}"

@@ -2,8 +2,8 @@
 
 import io
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
@@ -82,6 +82,7 @@ class DayWrite:
     replaced: int  # stored rows removed or overwritten
     revised: int = 0  # overwritten rows whose values changed
     kept: int = 0  # stored rows a re-fetch left out, kept as they were
+    inserted_before: int = 0  # rows dated before the days, inserted where none was stored
 
 
 def replace_days(
@@ -91,15 +92,20 @@ def replace_days(
     first_day: date,
     end_exclusive: date,
     coin_ids: Sequence[int] | None = None,
+    before: pd.DataFrame | None = None,
 ) -> DayWrite:
     """Atomically write the rows dated from first_day up to end_exclusive.
 
     Derived tables: ``frame`` replaces every stored row of those days (and of ``coin_ids``).
     Fetched tables (with revision columns): each fetched row replaces its stored twin, counting
     revisions; stored rows the source did not return again are kept, and counted, so that a
-    flaky or trimmed answer never deletes data.
+    flaky or trimmed answer never deletes data. ``before``: rows of ``coin_ids`` dated before
+    first_day (a lookback), inserted in the same transaction where no row is stored, never
+    replacing one.
     """
     _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
+    if before is not None:
+        _check_before(spec, before, first_day, coin_ids)
     scope = sql.SQL("{} >= %s AND {} < %s").format(
         sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
     )
@@ -109,13 +115,49 @@ def replace_days(
         params.append(list(coin_ids))
     with conn.transaction():
         _lock(conn, spec)
+        inserted = _insert_absent(conn, spec, before) if before is not None and len(before) else 0
         if spec.revision_columns:
-            return _merge_fetched(conn, spec, frame, scope, params)
+            write = _merge_fetched(conn, spec, frame, scope, params)
+            return replace(write, inserted_before=inserted)
         table = sql.Identifier(spec.name)
         deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
         if len(frame):
             _copy_in(conn, spec, frame, spec.name)
-        return DayWrite(replaced=deleted.rowcount)
+        return DayWrite(replaced=deleted.rowcount, inserted_before=inserted)
+
+
+def _check_before(
+    spec: TableSpec, before: pd.DataFrame, first_day: date, coin_ids: Sequence[int] | None
+) -> None:
+    assert spec.date_column is not None
+    if coin_ids is None:
+        raise ValueError(f"{spec.name}: rows before the run's days need the run's coins")
+    late = before[before[spec.date_column] >= pd.Timestamp(first_day)]
+    if len(late):
+        raise ValueError(
+            f"{spec.name}: a lookback row dated {late[spec.date_column].min():%Y-%m-%d} is not "
+            f"before the partitions being written (from {first_day})"
+        )
+    if not before[spec.coin_column].isin(coin_ids).all():
+        raise ValueError(f"{spec.name}: lookback rows of coins outside the run's universe")
+
+
+def _insert_absent(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> int:
+    """Insert the rows whose key is not stored yet; stored rows stay as they are."""
+    staging = _staging(conn, spec)
+    _copy_in(conn, spec, frame, staging)
+    columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+    return conn.execute(
+        sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
+            "ON CONFLICT ({key}) DO NOTHING"
+        ).format(
+            table=sql.Identifier(spec.name),
+            columns=columns,
+            staging=sql.Identifier(staging),
+            key=sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)),
+        )
+    ).rowcount
 
 
 def _merge_fetched(
@@ -205,6 +247,49 @@ def _count_revised(
     return conn.execute(query).fetchone()[0]
 
 
+@dataclass(frozen=True)
+class StreamWrite:
+    """What a streamed write of days did: stored rows removed, rows written, the last rows."""
+
+    replaced: int
+    written: int
+    tail: pd.DataFrame | None  # the newest frame's last rows, for a preview
+
+
+def replace_days_streamed(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    frames: Iterable[pd.DataFrame],
+    first_day: date,
+    end_exclusive: date,
+    coin_ids: Sequence[int] | None = None,
+    tail_rows: int = 5,
+) -> StreamWrite:
+    """``replace_days`` of a derived table whose rows come as a stream of frames: the days (and
+    ``coin_ids``) are deleted once and each frame COPYed as it comes, in one transaction, so
+    only one frame is held at a time and the write stays atomic."""
+    if spec.revision_columns:
+        raise ValueError(f"{spec.name} keeps revisions: its rows are merged, not streamed")
+    scope = sql.SQL("{} >= %s AND {} < %s").format(
+        sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
+    )
+    params: list[object] = [first_day, end_exclusive]
+    if coin_ids is not None:
+        scope += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
+        params.append(list(coin_ids))
+    written, tail = 0, None
+    with conn.transaction():
+        _lock(conn, spec)
+        table = sql.Identifier(spec.name)
+        deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
+        for frame in frames:
+            _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
+            if len(frame):
+                _copy_in(conn, spec, frame, spec.name)
+                written, tail = written + len(frame), frame.tail(tail_rows)
+        return StreamWrite(replaced=deleted.rowcount, written=written, tail=tail)
+
+
 def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:
     """Insert or update ``frame`` by primary key in one transaction; other rows stay."""
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
@@ -237,20 +322,32 @@ def read_rows(
     first_day: date | None = None,
     end_exclusive: date | None = None,
     columns: Sequence[str] | None = None,
+    coin_ids: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """The table's rows by primary key; only those from first_day up to end_exclusive if given,
-    and only ``columns`` if given (the server formats and sends nothing else)."""
+    of ``coin_ids`` if given, and only ``columns`` if given (the server sends nothing else)."""
+    conditions: list[sql.Composable] = []
+    if first_day is not None and end_exclusive is not None and spec.date_column:
+        conditions.append(
+            sql.SQL("{column} >= {first} AND {column} < {end}").format(
+                column=sql.Identifier(spec.date_column),
+                first=sql.Literal(first_day),
+                end=sql.Literal(end_exclusive),
+            )
+        )
+    if coin_ids is not None:
+        conditions.append(
+            sql.SQL("{} = ANY({})").format(
+                sql.Identifier(spec.coin_column), sql.Literal(list(coin_ids))
+            )
+        )
     if columns is not None:
         spec = spec.only(columns)
     query = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(map(sql.Identifier, spec.columns)), sql.Identifier(spec.name)
     )
-    if first_day is not None and end_exclusive is not None and spec.date_column:
-        query += sql.SQL(" WHERE {column} >= {first} AND {column} < {end}").format(
-            column=sql.Identifier(spec.date_column),
-            first=sql.Literal(first_day),
-            end=sql.Literal(end_exclusive),
-        )
+    if conditions:
+        query += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
     query += sql.SQL(" ORDER BY {}").format(
         sql.SQL(", ").join(map(sql.Identifier, spec.primary_key))
     )
@@ -259,6 +356,32 @@ def read_rows(
         for chunk in copy:
             buffer.write(chunk)
     return _parse(spec, buffer.getvalue())
+
+
+def coin_ids_in_window(
+    conn: psycopg.Connection, spec: TableSpec, first_day: date, end_exclusive: date
+) -> list[int]:
+    """The coins with a row dated from first_day up to end_exclusive, by id: one index probe
+    per coin along the primary key (coin, day), not a scan of the window's rows."""
+    query = sql.SQL(
+        """
+        WITH RECURSIVE coins (id) AS (
+            (SELECT {coin} FROM {table} WHERE {coin} > -1 AND {day} >= %(first)s
+                AND {day} < %(end)s ORDER BY {coin} LIMIT 1)
+            UNION ALL
+            SELECT (SELECT {coin} FROM {table} WHERE {coin} > coins.id AND {day} >= %(first)s
+                AND {day} < %(end)s ORDER BY {coin} LIMIT 1)
+            FROM coins WHERE coins.id IS NOT NULL
+        )
+        SELECT id FROM coins WHERE id IS NOT NULL
+        """
+    ).format(
+        coin=sql.Identifier(spec.coin_column),
+        day=sql.Identifier(spec.date_column),
+        table=sql.Identifier(spec.name),
+    )
+    rows = conn.execute(query, {"first": first_day, "end": end_exclusive}).fetchall()
+    return [coin_id for (coin_id,) in rows]
 
 
 def _parse(spec: TableSpec, payload: bytes) -> pd.DataFrame:

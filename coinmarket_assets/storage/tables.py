@@ -240,6 +240,13 @@ TABLES: dict[str, TableSpec] = {
         ),
         _ranking("top_ranking"),
         _ranking("bottom_ranking"),
+    ]
+}
+
+# Tables that hold the pipeline's own state, not an asset: the N of a top:N universe.
+STATE_TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
         TableSpec(
             "universe_settings",
             (

@@ -8,7 +8,7 @@ since still count on the days they were members.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,16 +73,72 @@ def members(conn: psycopg.Connection, first_day: date, last_day: date, top_n: in
         [first_day, last_day, top_n],
     ).fetchall()
     frame = pd.DataFrame(rows, columns=["trade_date", "coin_id", "rank"])
-    return frame.astype(
-        {"trade_date": "datetime64[us]", "coin_id": "int64", "rank": "int64"}
-    )
+    return frame.astype({"trade_date": "datetime64[us]", "coin_id": "int64", "rank": "int64"})
 
 
 def record_top_n(conn: psycopg.Connection, top_n: int | None) -> None:
-    """Store the N that ``universe_membership`` shows (None: the view is empty)."""
+    """Store the N that ``universe_membership`` shows; None (the other modes) empties it."""
+    if top_n is None:
+        conn.execute("DELETE FROM universe_settings")
+        return
     conn.execute(
         "INSERT INTO universe_settings (singleton, top_n, updated_at) VALUES (true, %s, %s) "
         "ON CONFLICT (singleton) DO UPDATE SET top_n = EXCLUDED.top_n, "
         "updated_at = EXCLUDED.updated_at",
         [top_n, datetime.now(UTC)],
     )
+
+
+def member_names(
+    conn: psycopg.Connection, first_day: date, last_day: date, coin_ids: list[int]
+) -> dict[int, tuple[str, str, str]]:
+    """Each coin's ticker, name and slug on its last listed day of first_day..last_day."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (coin_id) coin_id, ticker, coin_name, slug FROM historical_listings "
+        "WHERE trade_date BETWEEN %s AND %s AND coin_id = ANY(%s) "
+        "ORDER BY coin_id, trade_date DESC",
+        [first_day, last_day, coin_ids],
+    ).fetchall()
+    return {coin_id: (ticker, name, slug) for coin_id, ticker, name, slug in rows}
+
+
+def with_candle_on(conn: psycopg.Connection, day: date, coin_ids: list[int]) -> set[int]:
+    """The coins of ``coin_ids`` with a stored candle on ``day``."""
+    rows = conn.execute(
+        "SELECT coin_id FROM historical_trade_data WHERE trade_date = %s AND coin_id = ANY(%s)",
+        [day, coin_ids],
+    ).fetchall()
+    return {coin_id for (coin_id,) in rows}
+
+
+def first_historical_days(conn: psycopg.Connection, coin_ids: list[int]) -> dict[int, date]:
+    """The first day of data that currency_status knows of each coin (coins it lacks left out)."""
+    rows = conn.execute(
+        "SELECT coin_id, first_historical_day FROM currency_status "
+        "WHERE coin_id = ANY(%s) AND first_historical_day IS NOT NULL",
+        [coin_ids],
+    ).fetchall()
+    return dict(rows)
+
+
+def fetch_window(
+    span: MemberSpan,
+    run_first: date,
+    lookback_days: int,
+    *,
+    tracked: bool,
+    born: date | None = None,
+) -> tuple[date, date]:
+    """The days of a member's candles a run of run_first.. fetches: the days from its first to
+    its last listed day of the run, and the ``lookback_days`` before its first member day.
+
+    The part of the lookback before the run is left out for a ``tracked`` coin (its candle of
+    the day before the run is stored: it was followed already), and nothing before the coin's
+    first day of data (``born``, when known) is asked for.
+    """
+    lookback = span.first_member_day - timedelta(days=lookback_days)
+    if tracked:
+        lookback = max(lookback, run_first)
+    if born is not None:
+        lookback = max(lookback, born)
+    return min(lookback, span.first_listed_day), span.last_listed_day

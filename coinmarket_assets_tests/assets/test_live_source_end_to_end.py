@@ -73,7 +73,7 @@ def test_three_years_of_twenty_coins_through_the_live_client(
     assert_derived_tables_match_references("2019-01-01", "2021-12-31")
     assert len(read_table("currency_status")) == 20
 
-    historical = [r for r in requests if "historical" in r.path]
+    historical = [r for r in requests if r.path.endswith("/v3.1/cryptocurrency/historical")]
     assert len(historical) == 20 * 3  # 1096 days page back past the 400-day cap
     times = sorted(r.time for r in requests)
     assert max(sum(1 for t in times if s <= t < s + 1.0) for s in times) <= RATE_LIMIT

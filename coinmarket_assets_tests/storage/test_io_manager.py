@@ -1,8 +1,11 @@
 """The IO manager's step lock: a step's read, compute and write are one turn among runs."""
 
 import threading
+from collections.abc import Iterator
+from datetime import date
 
 import pandas as pd
+import pytest
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -17,7 +20,11 @@ from dagster import (
 
 from coinmarket_assets.assets.rankings import top_ranking
 from coinmarket_assets.partitions import daily_table_asset
-from coinmarket_assets.storage.io_manager import PostgresIOManager
+from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.io_manager import FrameStream, PostgresIOManager, TableBatches
+from coinmarket_assets.storage.locks import LockLostError
+from coinmarket_assets.storage.table_io import read_rows, replace_days
+from coinmarket_assets.storage.tables import TABLES
 from coinmarket_assets_tests.dagster_runs import failure_messages
 
 STATUS = AssetKey("currency_status")
@@ -33,6 +40,9 @@ def _status(market_cap: float) -> pd.DataFrame:
             "rank": [1],
             "market_cap": [market_cap],
             "last_update": [pd.Timestamp("2024-01-01", tz="UTC")],
+            "is_active": [True],
+            "first_historical_day": [pd.Timestamp("2013-04-28")],
+            "last_historical_day": [pd.Timestamp("2024-01-01")],
         }
     )
 
@@ -121,3 +131,68 @@ def test_an_output_that_is_not_a_dataframe_fails_naming_the_table_and_type(datab
     result = _materialize_one_day(not_a_frame, database_url)
     assert not result.success
     assert "Asset period_returns returned dict" in failure_messages(result)
+
+
+def _returns(coin_ids: list[int], days: list[str], value: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(c, f"C{c}", pd.Timestamp(d), value) for c in coin_ids for d in days],
+        columns=["coin_id", "ticker", "trade_date", "period_return"],
+    )
+
+
+def test_a_stream_that_fails_midway_leaves_the_stored_days_as_they_were(database_url: str):
+    def streamed(fail: bool) -> AssetsDefinition:
+        @daily_table_asset(name="period_returns")
+        def returns() -> FrameStream:
+            def batches() -> Iterator[pd.DataFrame]:
+                yield _returns([1], ["2020-01-02"], 2.0)
+                if fail:
+                    raise RuntimeError("the second batch failed")
+                yield _returns([2], ["2020-01-02"], 2.0)
+
+            return FrameStream(batches, coin_ids=[1, 2])
+
+        return returns
+
+    assert _materialize_one_day(streamed(fail=False), database_url).success
+    with connect(database_url) as conn:
+        stored = read_rows(conn, TABLES["period_returns"])
+    failed = _materialize_one_day(streamed(fail=True), database_url)
+    assert not failed.success
+    assert "the second batch failed" in failure_messages(failed)
+    with connect(database_url) as conn:
+        pd.testing.assert_frame_equal(read_rows(conn, TABLES["period_returns"]), stored)
+    assert list(stored["coin_id"]) == [1, 2]
+
+
+def test_batched_reads_hand_out_whole_coins_of_the_window_and_count_them(database_url: str):
+    spec = TABLES["period_returns"]
+    days = ["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-04"]
+    with connect(database_url) as conn:
+        replace_days(conn, spec, _returns([3, 5, 8], days, 0.5), date(2020, 1, 1), date(2020, 1, 5))
+        # A coin whose only row is outside the window.
+        replace_days(conn, spec, _returns([9], days[:1], 0.5), date(2020, 1, 1), date(2020, 1, 2))
+        window = read_rows(conn, spec, date(2020, 1, 2), date(2020, 1, 5))
+    reader = TableBatches(database_url, spec, date(2020, 1, 2), date(2020, 1, 5))
+    assert reader.coin_ids() == [3, 5, 8]
+    batches = list(reader.by_coins([8, 3, 5], size=2))
+    assert [sorted(set(b["coin_id"])) for b in batches] == [[3, 5], [8]]
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), window)
+    assert (reader.rows_read, reader.batches_read) == (9, 2)
+    by_days = list(reader.by_days(2))
+    assert [(first, last) for first, last, _ in by_days] == [
+        (date(2020, 1, 2), date(2020, 1, 3)),
+        (date(2020, 1, 4), date(2020, 1, 4)),
+    ]
+    assert [len(frame) for _, _, frame in by_days] == [6, 3]
+
+
+def test_a_batched_read_after_the_steps_lock_was_lost_fails(database_url: str):
+    def lost() -> None:
+        raise LockLostError("the lock of step x was lost with its database session")
+
+    reader = TableBatches(
+        database_url, TABLES["period_returns"], date(2020, 1, 1), date(2020, 1, 2), check_lock=lost
+    )
+    with pytest.raises(LockLostError):
+        list(reader.by_coins([1], size=1))

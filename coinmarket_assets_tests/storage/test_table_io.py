@@ -136,6 +136,9 @@ def test_upsert_updates_by_key_and_keeps_other_rows(database_url: str):
             "rank": pd.array([1, None], dtype="Int64"),
             "market_cap": [1e12, 5e9],
             "last_update": pd.to_datetime(["2021-01-02", "2021-01-02"], utc=True),
+            "is_active": pd.array([True, False], dtype="boolean"),
+            "first_historical_day": pd.to_datetime(["2013-04-28", "2013-04-28"]),
+            "last_historical_day": pd.to_datetime(["2021-01-02", "2020-06-30"]),
         }
     )
     second = first.iloc[[0]].assign(market_cap=2e12, rank=pd.array([2], dtype="Int64"))
@@ -146,6 +149,8 @@ def test_upsert_updates_by_key_and_keeps_other_rows(database_url: str):
     assert list(loaded["market_cap"]) == [2e12, 5e9]
     assert list(loaded["rank"].astype(object)) == [2, pd.NA]
     assert loaded.loc[1, "last_update"] == pd.Timestamp("2021-01-02", tz="UTC")
+    assert list(loaded["is_active"].astype(object)) == [True, False]
+    assert loaded.loc[1, "last_historical_day"] == pd.Timestamp("2020-06-30")
 
 
 def test_revisions_count_only_stored_rows_whose_values_change(database_url: str):

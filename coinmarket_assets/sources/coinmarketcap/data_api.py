@@ -1,5 +1,7 @@
-"""The keyless data-api behind coinmarketcap.com: the coin listing and daily OHLCV history."""
+"""The keyless data-api behind coinmarketcap.com: the coin listing, the historical listings, the
+coin map and daily OHLCV history."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -86,6 +88,66 @@ class PageCount:
     """The calls a fetch made, for its log line."""
 
     calls: int = 0
+
+
+# The statuses of every coin CoinMarketCap has known, dead and untracked ones included.
+ALL_LISTING_STATUSES = "active,inactive,untracked"
+
+
+def fetch_historical_listing(
+    client: ApiClient, day: date, depth: int, pages: PageCount, page_size: int = LISTING_PAGE
+) -> list[dict[str, Any]]:
+    """The day's listing to ``depth`` as rows named like ``historical_listings``, values as
+    published, in the answers' order (unreliable: the caller sorts by rank)."""
+    url = f"{client.settings.data_api_url}/v3/cryptocurrency/listings/historical"
+    params = {"date": day.isoformat(), "convertId": USD_ID, "sort": "cmc_rank", "sort_dir": "asc"}
+    entries = fetch_pages(
+        lambda paging: client.get_json(url, {**params, **paging})["data"], depth, page_size, pages
+    )
+    return [_historical_row(entry, day) for entry in entries]
+
+
+def fetch_pages(
+    get_page: Callable[[dict[str, int]], Any], depth: int, page_size: int, pages: PageCount
+) -> list[dict[str, Any]]:
+    """Entries from ``start``/``limit`` pages until ``depth`` of them or a short page."""
+    limit = min(depth, page_size)
+    entries: list[dict[str, Any]] = []
+    while len(entries) < depth:
+        page = get_page({"start": len(entries) + 1, "limit": limit})
+        pages.calls += 1
+        page = page if isinstance(page, list) else []  # a day without coins may answer {}
+        entries.extend(page)
+        if len(page) < limit:
+            break
+    return entries
+
+
+def _historical_row(entry: dict[str, Any], day: date) -> dict[str, Any]:
+    quotes = entry.get("quotes") or [{}]
+    usd = next((q for q in quotes if str(q.get("name")) in ("USD", str(USD_ID))), quotes[0])
+    return {
+        "trade_date": day,
+        "coin_id": entry.get("id"),
+        "ticker": entry.get("symbol"),
+        "coin_name": entry.get("name"),
+        "slug": entry.get("slug"),
+        "rank": entry.get("cmcRank"),
+        "price": usd.get("price"),
+        "market_cap": usd.get("marketCap"),
+        "volume_24h": usd.get("volume24h"),
+        "circulating_supply": entry.get("circulatingSupply"),
+        "total_supply": entry.get("totalSupply"),
+        "max_supply": entry.get("maxSupply"),
+    }
+
+
+def fetch_coin_map(client: ApiClient) -> list[dict[str, Any]]:
+    """Every coin of the map, dead and untracked ones too: id, name, symbol, slug, rank,
+    is_active, first_historical_data, last_historical_data (one unpaged answer)."""
+    url = f"{client.settings.data_api_url}/v1/cryptocurrency/map"
+    data = client.get_json(url, {"listing_status": ALL_LISTING_STATUSES})["data"]
+    return data if isinstance(data, list) else []
 
 
 def fetch_daily_quotes(

@@ -1,5 +1,5 @@
-"""The official Pro API (``X-CMC_PRO_API_KEY``): coin map, latest listings, and daily OHLCV
-when the key's plan includes it."""
+"""The official Pro API (``X-CMC_PRO_API_KEY``): coin map, latest listings, and the historical
+listings and daily OHLCV when the key's plan includes them."""
 
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -7,7 +7,12 @@ from typing import Any
 import pandas as pd
 
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient
-from coinmarket_assets.sources.coinmarketcap.data_api import first_by_rank
+from coinmarket_assets.sources.coinmarketcap.data_api import (
+    ALL_LISTING_STATUSES,
+    PageCount,
+    fetch_pages,
+    first_by_rank,
+)
 
 PAGE = 5000
 PLAN_REFUSED = "1006"  # "Your API Key subscription plan doesn't support this endpoint."
@@ -49,6 +54,54 @@ def fetch_listing(client: ApiClient, page_size: int = PAGE) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def fetch_historical_listing(
+    client: ApiClient, day: date, depth: int, pages: PageCount, page_size: int = PAGE
+) -> list[dict[str, Any]]:
+    """The day's listing to ``depth`` as rows named like ``historical_listings``, values as
+    published, in the answers' order (the caller sorts by rank)."""
+    params = {"date": day.isoformat(), "convert": "USD", "sort": "cmc_rank", "sort_dir": "asc"}
+    entries = fetch_pages(
+        lambda paging: _get(client, "/v1/cryptocurrency/listings/historical", params | paging),
+        depth,
+        page_size,
+        pages,
+    )
+    return [_historical_row(entry, day) for entry in entries]
+
+
+def _historical_row(entry: dict[str, Any], day: date) -> dict[str, Any]:
+    usd = (entry.get("quote") or {}).get("USD") or {}
+    return {
+        "trade_date": day,
+        "coin_id": entry.get("id"),
+        "ticker": entry.get("symbol"),
+        "coin_name": entry.get("name"),
+        "slug": entry.get("slug"),
+        "rank": entry.get("cmc_rank"),
+        "price": usd.get("price"),
+        "market_cap": usd.get("market_cap"),
+        "volume_24h": usd.get("volume_24h"),
+        "circulating_supply": entry.get("circulating_supply"),
+        "total_supply": entry.get("total_supply"),
+        "max_supply": entry.get("max_supply"),
+    }
+
+
+def fetch_coin_map(client: ApiClient, page_size: int = PAGE) -> list[dict[str, Any]]:
+    """Every coin of the map, dead and untracked ones too, in pages."""
+    params = {"listing_status": ALL_LISTING_STATUSES}
+    entries: list[dict[str, Any]] = []
+    while True:
+        page = _get(
+            client,
+            "/v1/cryptocurrency/map",
+            params | {"start": len(entries) + 1, "limit": page_size},
+        )
+        entries.extend(page)
+        if len(page) < page_size:
+            return entries
 
 
 def fetch_daily_quotes(

@@ -18,6 +18,7 @@ from coinmarket_assets.sources.base import (
 )
 from coinmarket_assets.sources.coinmarketcap import data_api, pro_api
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
+from coinmarket_assets.sources.coinmarketcap.listings import checked_listing, map_frame, no_listings
 from coinmarket_assets.sources.coinmarketcap.settings import ClientSettings
 
 # Dagster captures this logger's lines into the run's log, from the fetching threads too.
@@ -33,6 +34,9 @@ class CoinMarketCapSource(MarketDataSource):
     def __init__(self, settings: ClientSettings) -> None:
         self.client = ApiClient(settings)
         self._pro_ohlcv = settings.api_key is not None
+        self._pro_listings = settings.api_key is not None
+        # Coins per historical listing call (the APIs' most); tests make it small to see paging.
+        self.listing_page_size = data_api.LISTING_PAGE
 
     @classmethod
     def from_env(cls) -> "CoinMarketCapSource":
@@ -52,11 +56,75 @@ class CoinMarketCapSource(MarketDataSource):
     def listing(self) -> pd.DataFrame:
         return self._listing
 
+    @cached_property
+    def _coin_map(self) -> pd.DataFrame:
+        """The map, with the current listing's rank, market cap and time where it lists a coin."""
+        if self.client.settings.api_key:
+            entries = pro_api.fetch_coin_map(self.client)
+        else:
+            entries = data_api.fetch_coin_map(self.client)
+        coins = map_frame(entries).set_index("coin_id")
+        listed = self._listing.set_index("coin_id")
+        listed = listed[~listed.index.duplicated()].reindex(coins.index)
+        coins["rank"] = listed["rank"].fillna(coins["rank"]).astype("Int64")
+        coins["market_cap"] = pd.to_numeric(listed["market_cap"], errors="coerce")
+        coins["last_update"] = listed["last_update"]
+        return coins.reset_index()[STATUS_COLUMNS]
+
+    def coin_map(self) -> pd.DataFrame:
+        return self._coin_map.copy()
+
     def coin_status(self, coins: Sequence[Coin]) -> pd.DataFrame:
-        ids = [coin.coin_id for coin in coins]
-        status = self._listing.set_index("coin_id").loc[ids].reset_index()
-        status["market_cap"] = pd.to_numeric(status["market_cap"], errors="coerce")
-        return status.reindex(columns=STATUS_COLUMNS)
+        """The coins' rows of the map; a coin the map lacks keeps its names, nothing else."""
+        known = self._coin_map.set_index("coin_id")
+        status = known.reindex([coin.coin_id for coin in coins])
+        names = pd.DataFrame(
+            [(c.ticker, c.name, c.slug) for c in coins],
+            index=status.index,
+            columns=["ticker", "coin_name", "slug"],
+        )
+        status[names.columns] = status[names.columns].fillna(names)
+        return status.reset_index()[STATUS_COLUMNS]
+
+    def historical_listings(self, first_day: date, last_day: date, depth: int) -> pd.DataFrame:
+        days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+        frames = self.client.fetch_each(lambda day: self._day_listing(day, depth), days)
+        listed = [frame for frame in frames if not frame.empty]
+        return pd.concat(listed, ignore_index=True) if listed else no_listings()
+
+    def _day_listing(self, day: date, depth: int) -> pd.DataFrame:
+        started = time.perf_counter()
+        pages = data_api.PageCount()
+        try:
+            rows = self._listing_rows(day, depth, pages)
+        except SourceError as error:
+            raise SourceError(f"CoinMarketCap's listing of {day}: {error}") from error
+        listing = checked_listing(rows, day, depth)
+        log.info(
+            "event=listing_fetched source=%s day=%s depth=%d coins=%d pages=%d seconds=%.3f",
+            self.name,
+            day,
+            depth,
+            len(listing),
+            pages.calls,
+            time.perf_counter() - started,
+        )
+        return listing
+
+    def _listing_rows(self, day: date, depth: int, pages: data_api.PageCount) -> list[dict]:
+        if self._pro_listings:
+            try:
+                return pro_api.fetch_historical_listing(
+                    self.client, day, depth, pages, self.listing_page_size
+                )
+            except ApiError as error:
+                if not _plan_refused(error):
+                    raise
+                log.info("the API key's plan has no historical listings; using the data-api")
+                self._pro_listings = False
+        return data_api.fetch_historical_listing(
+            self.client, day, depth, pages, self.listing_page_size
+        )
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
         frames = self.client.fetch_each(lambda c: self._coin_candles(c, first_day, last_day), coins)
@@ -95,7 +163,7 @@ class CoinMarketCapSource(MarketDataSource):
                 pages.calls += 1  # the Pro API answers a range in one call
                 return pro_api.fetch_daily_quotes(self.client, coin_id, first_day, last_day)
             except ApiError as error:
-                if error.error_code != pro_api.PLAN_REFUSED and error.http_status != 403:
+                if not _plan_refused(error):
                     raise
                 log.info("the API key's plan has no OHLCV history; using the data-api")
                 self._pro_ohlcv = False
@@ -126,6 +194,11 @@ class CoinMarketCapSource(MarketDataSource):
                 f"Candles not published yet (CoinMarketCap publishes them shortly after UTC "
                 f"midnight; retry later): {', '.join(missing)}"
             )
+
+
+def _plan_refused(error: ApiError) -> bool:
+    """Whether the Pro API refused the endpoint for the key's plan (not for a bad request)."""
+    return error.error_code == pro_api.PLAN_REFUSED or error.http_status == 403
 
 
 def _no_candles() -> pd.DataFrame:
