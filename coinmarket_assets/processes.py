@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -126,3 +127,21 @@ def alive(pid: int) -> bool:
 def exit_code(returncode: int) -> int:
     """A child's return code as a shell reports it: 128 + N for a child killed by signal N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def start_child(arguments: list[str], **popen: object) -> subprocess.Popen:
+    """Start a child that dies with this process, with the stop signals held back until
+    ``Popen`` returns: a stop then always finds the child known to its caller (to be killed),
+    never started but unseen, left to write after the caller cleaned up."""
+    preexec = die_with_parent()
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def in_child() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # the child takes signals again
+        if preexec is not None:
+            preexec()
+
+    try:
+        return subprocess.Popen(arguments, preexec_fn=in_child, **popen)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

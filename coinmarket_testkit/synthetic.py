@@ -99,6 +99,29 @@ class SyntheticMarket:
             name = coin.coin_id if by_id else coin.ticker
             write_daily_csv(directory / "daily" / f"{name}.csv", coin.candles)
 
+    def write_listings_csv(self, directory: Path) -> None:
+        """``directory/listings.csv``: each day's coins with a candle, ranked by that day's
+        market cap (descending, ties by coin id), price the close; no supplies."""
+        candles = self.candles().sort_values(
+            ["trade_date", "market_cap", "coin_id"], ascending=[True, False, True]
+        )
+        candles["rank"] = candles.groupby("trade_date").cumcount() + 1
+        names = {coin.coin_id: (coin.name, coin.slug) for coin in self.coins}
+        pd.DataFrame(
+            {
+                "date": candles["trade_date"].dt.strftime("%Y-%m-%d"),
+                "coin_id": candles["coin_id"],
+                "ticker": candles["ticker"],
+                "name": [names[coin_id][0] for coin_id in candles["coin_id"]],
+                "slug": [names[coin_id][1] for coin_id in candles["coin_id"]],
+                "rank": candles["rank"],
+                "price": candles["close"],
+                "market_cap": candles["market_cap"],
+                "volume_24h": candles["volume"],
+                **dict.fromkeys(["circulating_supply", "total_supply", "max_supply"], ""),
+            }
+        ).to_csv(directory / "listings.csv", index=False)
+
     def write_coins_csv(self, directory: Path) -> None:
         """``directory/coins.csv`` in the layout the csv: and html: sources read."""
         pd.DataFrame(

@@ -29,8 +29,8 @@ def historical_listings(
     coins with rank, price, market cap, volume and supplies; a day is replaced whole.
 
     With COINMARKET_TICKERS=top:N each day's members are its coins ranked N or better. In the
-    other modes a source without listings (html, csv without listings.csv) stores none and
-    leaves stored listings as they are.
+    other modes the listing is context: when the source has none or fails to give it, the run
+    stores none, keeps the stored listings and goes on with the candles.
     """
 
     settings = pipeline_settings.settings
@@ -68,15 +68,18 @@ def _fetch(
             listings = source.source.historical_listings(
                 first_day, last_day, settings.listing_depth
             )
-    except NoHistoricalListingsError as error:
+    except SourceError as error:
         top_n = settings.point_in_time_top
-        if top_n is not None:
+        if top_n is not None and isinstance(error, NoHistoricalListingsError):
             raise SourceError(
                 f"COINMARKET_TICKERS=top:{top_n} takes each day's members from the historical "
                 f"listings, which the source cannot give: {error}"
             ) from error
-        # Elsewhere the listing is context only: the run's candles must not wait for it.
-        context.log.info(f"no historical listings stored: {error}")
+        if top_n is not None:
+            raise
+        # Elsewhere the listing is context only: the run's candles must not wait for it, nor
+        # fail with it; the stored listings stay, and the materialization says why.
+        context.log.warning(f"no historical listings stored: {error}")
         return None, str(error)
     return _table_rows(listings), None
 

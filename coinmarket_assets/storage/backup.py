@@ -18,7 +18,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from coinmarket_assets.masking import PGPASSWORD_ENV
-from coinmarket_assets.processes import die_with_parent
+from coinmarket_assets.processes import start_child
 from coinmarket_assets.storage.database import DATABASE_URL_ENV, redact
 from coinmarket_assets.storage.embedded import tool_path
 
@@ -70,17 +70,22 @@ def _first_error(stderr: str) -> str:
 def _run(tool: str, arguments: list[str], failure: str, password: str | None = None) -> str:
     """Run a PostgreSQL client tool; raise ``BackupError`` starting with ``failure``."""
     env = {**os.environ, PGPASSWORD_ENV: password} if password is not None else None
-    result = subprocess.run(
+    process = start_child(
         [_tool(tool), *arguments],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        preexec_fn=die_with_parent(),
-        check=False,
     )
-    if result.returncode != 0:
-        raise BackupError(f"{failure}: {_first_error(result.stderr)}")
-    return result.stdout
+    with process:
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # a stop: the tool must not write on after the cleanup
+            process.kill()
+            raise
+    if process.returncode != 0:
+        raise BackupError(f"{failure}: {_first_error(stderr)}")
+    return stdout
 
 
 def _new_file_mode(path: Path) -> int:

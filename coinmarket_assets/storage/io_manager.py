@@ -173,7 +173,9 @@ class PostgresIOManager(ConfigurableIOManager):
         step = context.op_def.name
         if obj is None:  # the asset had nothing to store: the stored rows stay as they are
             self._unlock_step(step)
-            context.log.info(f"event=table_write table={context.asset_key.path[-1]} rows=0 kept")
+            context.log.info(
+                f"event=table_write table={context.asset_key.path[-1]} mode=keep rows=0"
+            )
             return
         try:
             with no_retry_unless_transient():

@@ -76,7 +76,14 @@ def _table_rows(markdown: str) -> list[tuple[int, str, int, str]]:
     return [(int(r), t.strip(), int(c), p.strip()) for r, t, c, p in rows[1:]]
 
 
-def test_each_ranking_day_shows_its_coins_as_a_table(database_url: str, csv_source: Path):
+@pytest.fixture
+def with_listings(csv_source: Path, market: SyntheticMarket) -> Path:
+    """The csv source with its daily listings, so that every daily table gets rows."""
+    market.write_listings_csv(csv_source)
+    return csv_source
+
+
+def test_each_ranking_day_shows_its_coins_as_a_table(database_url: str, with_listings: Path):
     result, _ = _run(PARTITIONED_ASSETS, "2020-03-01", "2020-04-30")
     returns = read_table("period_returns")
     days = pd.date_range("2020-03-01", "2020-04-30").strftime("%Y-%m-%d")
@@ -113,7 +120,7 @@ def test_a_day_without_returns_says_so(database_url: str, csv_source: Path):
 
 
 def test_every_table_write_logs_one_line_with_its_counts_and_no_credentials(
-    url_with_password: str, csv_source: Path
+    url_with_password: str, with_listings: Path
 ):
     status, status_messages = _run(["currency_status"])
     days, day_messages = _run(PARTITIONED_ASSETS, "2020-03-01", "2020-04-30")

@@ -22,7 +22,7 @@ from coinmarket_assets.storage.migrations import (
     ensure_schema_current,
     pending_migrations,
 )
-from coinmarket_assets.storage.tables import TABLES
+from coinmarket_assets.storage.tables import STATE_TABLES, TABLES
 from coinmarket_assets_tests.dagster_runs import (
     dump_all,
     materialize_days,
@@ -117,7 +117,9 @@ def _use_source(patch: pytest.MonkeyPatch, source: Path) -> None:
 
 
 def _materialize_as(url: str, source: Path) -> None:
-    default_market().write_csv(source)
+    market = default_market()
+    market.write_csv(source)
+    market.write_listings_csv(source)  # so the pipeline role writes listings too
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DATABASE_URL_ENV, url)
         _use_source(patch, source)
@@ -171,7 +173,8 @@ def test_pipeline_role_has_dml_on_data_tables_and_only_reads_migration_history(
             query = "SELECT has_table_privilege(%s, %s)"
             return {p for p in privileges if conn.execute(query, [table, p]).fetchone()[0]}
 
-        assert {table: granted(table) for table in TABLES} == {table: set(DML) for table in TABLES}
+        tables = [*TABLES, *STATE_TABLES]
+        assert {table: granted(table) for table in tables} == {table: set(DML) for table in tables}
         assert {table: granted(table) for table in YOYO_READ} == {t: {"SELECT"} for t in YOYO_READ}
         assert {table: granted(table) for table in YOYO_PRIVATE} == {t: set() for t in YOYO_PRIVATE}
         database = conn.info.dbname
