@@ -3,7 +3,6 @@
 daily run that follows the backfill (step times, rows read)."""
 
 import shlex
-import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -23,7 +22,13 @@ from benchmarks.common import (
     span_text,
 )
 from benchmarks.pipeline import QUIET, dagster_home, step_seconds
-from benchmarks.scale import MAX_MEMORY_BYTES, MAX_RATIO, floor_seconds, run_measured
+from benchmarks.scale import (
+    MAX_MEMORY_BYTES,
+    MAX_RATIO,
+    floor_seconds,
+    materialize_command,
+    run_measured,
+)
 from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.storage.io_manager import PostgresIOManager, TableBatches
 from coinmarket_testkit.synthetic import whole_market
@@ -166,19 +171,7 @@ def _backfill(
     )
     home = dagster_home(backfill.home / "dagster")
     env = clean_environment(DAGSTER_HOME=str(home), **backfill.env())
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        "-m",
-        "coinmarket_assets.definitions",
-        "--select",
-        ",".join(PARTITIONED_TABLES),
-        "--partition-range",
-        f"{first}...{last}",
-    ]
+    command = materialize_command(f"{first}...{last}")
     log = ws.root / f"whole-{name}.log"
     measured = run_measured(command, env, log)
     backfill.command = f"DAGSTER_HOME={home} {shlex.join(command)}"

@@ -144,18 +144,27 @@ def _check_before(
 
 def _insert_absent(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> int:
     """Insert the rows whose key is not stored yet; stored rows stay as they are."""
+    return _insert_by_key(conn, spec, frame, sql.SQL("DO NOTHING"))
+
+
+def _insert_by_key(
+    conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame, on_conflict: sql.Composable
+) -> int:
+    """COPY ``frame`` into a staging table and insert it, ``on_conflict`` deciding what happens
+    to a row whose primary key is stored; the rows inserted or updated."""
     staging = _staging(conn, spec)
     _copy_in(conn, spec, frame, staging)
     columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
     return conn.execute(
         sql.SQL(
             "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-            "ON CONFLICT ({key}) DO NOTHING"
+            "ON CONFLICT ({key}) {on_conflict}"
         ).format(
             table=sql.Identifier(spec.name),
             columns=columns,
             staging=sql.Identifier(staging),
             key=sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)),
+            on_conflict=on_conflict,
         )
     ).rowcount
 
@@ -292,7 +301,6 @@ def replace_days_streamed(
 
 def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:
     """Insert or update ``frame`` by primary key in one transaction; other rows stay."""
-    columns = sql.SQL(", ").join(map(sql.Identifier, spec.columns))
     updates = sql.SQL(", ").join(
         sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c))
         for c in spec.columns
@@ -300,20 +308,7 @@ def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> No
     )
     with conn.transaction():
         _lock(conn, spec)
-        staging = _staging(conn, spec)
-        _copy_in(conn, spec, frame, staging)
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} "
-                "ON CONFLICT ({key}) DO UPDATE SET {updates}"
-            ).format(
-                table=sql.Identifier(spec.name),
-                columns=columns,
-                staging=sql.Identifier(staging),
-                key=sql.SQL(", ").join(map(sql.Identifier, spec.primary_key)),
-                updates=updates,
-            )
-        )
+        _insert_by_key(conn, spec, frame, sql.SQL("DO UPDATE SET {}").format(updates))
 
 
 def read_rows(
