@@ -72,6 +72,8 @@ class PipelineSettingsResource(ConfigurableResource):
     rsi_period: int | None = override(Settings, "rsi_period")
     std_window: int | None = override(Settings, "std_window")
     rank_size: int | None = override(Settings, "rank_size")
+    index_size: int | None = override(Settings, "index_size")
+    exclude_tags: str | None = override(Settings, "exclude_tags")
     listing_depth: int | None = override(Settings, "listing_depth")
     batch_coins: int | None = override(Settings, "batch_coins")
     on_bad_rows: BadRows | None = override(Settings, "on_bad_rows")

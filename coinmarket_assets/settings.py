@@ -247,6 +247,17 @@ def _parse_tickers(raw: Any) -> Any:
     return tickers
 
 
+def _parse_tags(raw: Any) -> Any:
+    """``"Stablecoin, wrapped-tokens"`` -> ``("stablecoin", "wrapped-tokens")``: CoinMarketCap's
+    tag slugs, lower-cased and sorted; empty entries are an error."""
+    if not isinstance(raw, str):
+        return raw
+    tags = [part.strip().lower() for part in raw.split(",")]
+    if any(not tag for tag in tags):
+        raise ValueError(f"has an empty entry: {raw!r}")
+    return tuple(sorted(set(tags)))
+
+
 def _check_tickers(tickers: tuple[str, ...]) -> tuple[str, ...]:
     if not tickers:
         raise ValueError("names no ticker")
@@ -305,6 +316,7 @@ def _api_key(key: str) -> str:
 Tickers = Annotated[
     tuple[str, ...], NoDecode, BeforeValidator(_parse_tickers), AfterValidator(_check_tickers)
 ]
+Tags = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_parse_tags)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -401,6 +413,23 @@ class Settings(Section):
         ge=0,
         le=60,
     )
+    index_size: int = setting(
+        "COINMARKET_INDEX_SIZE",
+        10,
+        "Coins in market_index: the top N of the day before's listing, weighted by market cap.",
+        per_run=True,
+        ge=1,
+        le=1000,
+    )
+    exclude_tags: Tags = setting(
+        "COINMARKET_EXCLUDE_TAGS",
+        (),
+        "CoinMarketCap tags whose coins the rankings and market_index leave out "
+        "(stablecoin,wrapped-tokens); empty: none.",
+        per_run=True,
+        expects="comma-separated tag slugs",
+        unset="empty: every coin counts",
+    )
     listing_depth: int = setting(
         "COINMARKET_LISTING_DEPTH",
         1000,
@@ -454,6 +483,7 @@ class Settings(Section):
         """The values in force, as a materialization records them."""
         values: dict[str, str | int] = self.model_dump(mode="json")
         values["tickers"] = ",".join(self.tickers)
+        values["exclude_tags"] = ",".join(self.exclude_tags)
         values["start_date"] = self.start_date.isoformat()
         values["return_days"] = self.return_days
         return values

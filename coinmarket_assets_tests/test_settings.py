@@ -167,6 +167,8 @@ def test_metadata_lists_every_value_in_force(monkeypatch: pytest.MonkeyPatch):
         "top_n": 100,
         "listing_depth": 1000,
         "batch_coins": 500,
+        "index_size": 10,
+        "exclude_tags": "",
         "resync_days": 3,
         "on_bad_rows": "fail",
     }
@@ -313,3 +315,14 @@ def test_the_listing_must_be_at_least_as_deep_as_the_universe():
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(tickers="top:200", listing_depth=100)
     assert "COINMARKET_LISTING_DEPTH (100) must be at least the N of" in str(refused.value)
+
+
+def test_excluded_tags_are_lower_cased_sorted_and_refuse_an_empty_entry(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("COINMARKET_EXCLUDE_TAGS", " Wrapped-Tokens,stablecoin ")
+    assert load_settings().exclude_tags == ("stablecoin", "wrapped-tokens")
+    monkeypatch.setenv("COINMARKET_EXCLUDE_TAGS", "stablecoin,,defi")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert "COINMARKET_EXCLUDE_TAGS" in str(refused.value)

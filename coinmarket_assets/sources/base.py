@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -24,6 +24,8 @@ STATUS_COLUMNS = list(TABLES["currency_status"].columns)
 LISTING_COLUMNS = ["coin_id", "ticker", "coin_name", "slug", "rank"]
 # A day's listing as it stood that day (historical_listings).
 HISTORICAL_LISTING_COLUMNS = list(TABLES["historical_listings"].columns)
+# The whole market's figures of a day (global_metrics).
+GLOBAL_METRIC_COLUMNS = list(TABLES["global_metrics"].columns)
 # A candle's values, and its row as a source returns it: the table's columns but provenance,
 # which the asset adds.
 CANDLE_FIELDS = list(TABLES["historical_trade_data"].revision_columns)
@@ -31,6 +33,20 @@ PRICE_FIELDS = [c for c in CANDLE_FIELDS if c not in ("volume", "market_cap")]
 CANDLE_COLUMNS = [
     c for c in TABLES["historical_trade_data"].columns if c not in ("source", "fetched_at")
 ]
+
+
+TAG_SEPARATOR = ";"
+
+
+def tag_text(tags: Iterable[str] | str | None) -> str | None:
+    """How a coin's tags are stored: slugs lower-cased, unique, sorted, ';'-joined; None when
+    there is none. A string is read as ';'-separated (a tags column of a csv file)."""
+    if tags is None or (isinstance(tags, float) and tags != tags):  # NaN: an empty cell
+        return None
+    if isinstance(tags, str):
+        tags = tags.split(TAG_SEPARATOR)
+    slugs = sorted({tag.strip().lower() for tag in tags if tag and tag.strip()})
+    return TAG_SEPARATOR.join(slugs) or None
 
 
 class SourceError(RuntimeError):
@@ -58,6 +74,10 @@ class MissingCandlesError(SourceError):
 
 class NoHistoricalListingsError(SourceError):
     """The source has no historical listings (a format without them, or no listings file)."""
+
+
+class NoGlobalMetricsError(SourceError):
+    """The source has no global metrics (a format without them, or no global_metrics.csv)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,11 @@ class MarketDataSource(ABC):
         source has, its listing as it stood that day, the ``depth`` best-ranked coins, checked
         (a bad row fails, naming coin, day and field)."""
         raise NoHistoricalListingsError(f"the {self.name} source has no historical listings")
+
+    def global_metrics(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """``GLOBAL_METRIC_COLUMNS`` rows, one per day of first_day..last_day that the source
+        has: the whole market as it stood at the end of the day, checked."""
+        raise NoGlobalMetricsError(f"the {self.name} source has no global metrics")
 
     def coin_map(self) -> pd.DataFrame:
         """Every coin the source knows, dead ones too: ``STATUS_COLUMNS`` (``is_active``,

@@ -1,9 +1,10 @@
 """``DIR/listings.csv``: the market's listing of each day, read with Arrow.
 
 Header ``date,coin_id,ticker,name,slug,rank,price,market_cap,volume_24h,circulating_supply,
-total_supply,max_supply`` (the last five may be empty; other columns, such as ``tags``, are
-ignored). Rows may come in any order. The file is read in blocks and only the requested days are
-kept, so memory follows the days asked for, not the file.
+total_supply,max_supply`` (the last five may be empty), and optionally ``tags`` (the coin's
+CoinMarketCap tags that day, ';'-separated); other columns are ignored. Rows may come in any
+order. The file is read in blocks and only the requested days are kept, so memory follows the
+days asked for, not the file.
 """
 
 from datetime import date
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from coinmarket_assets.sources.base import HISTORICAL_LISTING_COLUMNS, SourceError
+from coinmarket_assets.sources.base import HISTORICAL_LISTING_COLUMNS, SourceError, tag_text
 
 LISTINGS_FILE = "listings.csv"
 LISTINGS_HEADER = [
@@ -40,6 +41,7 @@ _TYPED = {
     "slug": pa.string(),
     "rank": pa.int64(),
 } | dict.fromkeys(_NUMBERS, pa.float64())
+TAGS = "tags"  # optional
 _BLOCK_BYTES = 16 << 20
 
 
@@ -52,32 +54,38 @@ def read_listing_rows(
 
     Raises ``SourceError`` when a column is missing or a date is not like 2013-04-27.
     """
-    _check_header(path)
-    table = _read_typed(path, first_day, last_day)
+    columns = _columns(path)
+    table = _read_typed(path, columns, first_day, last_day)
     if table is None:
-        table = _read_text(path, first_day, last_day)
+        table = _read_text(path, columns, first_day, last_day)
     days = table.column("date").cast(pa.timestamp("us"))
     table = table.set_column(0, "trade_date", days).rename_columns(
-        ["trade_date", *(("coin_name" if n == "name" else n) for n in LISTINGS_HEADER[1:])]
+        ["trade_date", *(("coin_name" if n == "name" else n) for n in columns[1:])]
     )
-    return table.to_pandas()[HISTORICAL_LISTING_COLUMNS]
+    frame = table.to_pandas()
+    frame[TAGS] = frame[TAGS].map(tag_text) if TAGS in columns else None
+    return frame[HISTORICAL_LISTING_COLUMNS]
 
 
-def _check_header(path: Path) -> None:
+def _columns(path: Path) -> list[str]:
+    """The columns read: the header's, with ``tags`` if the file has it."""
     with path.open(encoding="utf-8") as file:
         header = [name.strip().strip('"') for name in file.readline().strip().split(",")]
     missing = [name for name in LISTINGS_HEADER if name not in header]
     if missing:
         raise SourceError(f"{path}: missing columns {', '.join(missing)}")
+    return [*LISTINGS_HEADER, TAGS] if TAGS in header else LISTINGS_HEADER
 
 
-def _batches(path: Path, types: dict[str, pa.DataType]) -> pa_csv.CSVStreamingReader:
+def _batches(
+    path: Path, columns: list[str], types: dict[str, pa.DataType]
+) -> pa_csv.CSVStreamingReader:
     return pa_csv.open_csv(
         path,
         read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
         convert_options=pa_csv.ConvertOptions(
-            column_types=types,
-            include_columns=LISTINGS_HEADER,
+            column_types=types | {TAGS: pa.string()},
+            include_columns=columns,
             null_values=[""],
             strings_can_be_null=True,
         ),
@@ -93,12 +101,14 @@ def _in_range(days: pa.Array, first_day: date | None, last_day: date | None) -> 
     return keep
 
 
-def _read_typed(path: Path, first_day: date | None, last_day: date | None) -> pa.Table | None:
+def _read_typed(
+    path: Path, columns: list[str], first_day: date | None, last_day: date | None
+) -> pa.Table | None:
     """The requested rows parsed as numbers: the fast path. None when a value does not parse
     (or is "nan"), for ``_read_text`` to read and validation to name."""
     kept = []
     try:
-        for batch in _batches(path, _TYPED):
+        for batch in _batches(path, columns, _TYPED):
             if batch.column("date").null_count:
                 return None  # an empty date: the text read names it
             rows = batch.filter(_in_range(batch.column("date"), first_day, last_day))
@@ -107,14 +117,16 @@ def _read_typed(path: Path, first_day: date | None, last_day: date | None) -> pa
             kept.append(rows)
     except pa.ArrowInvalid:
         return None
-    return pa.Table.from_batches(kept, schema=_schema(_TYPED))
+    return pa.Table.from_batches(kept, schema=_schema(columns, _TYPED))
 
 
-def _read_text(path: Path, first_day: date | None, last_day: date | None) -> pa.Table:
+def _read_text(
+    path: Path, columns: list[str], first_day: date | None, last_day: date | None
+) -> pa.Table:
     """The requested rows as text, dates parsed; a date that does not parse fails, naming it."""
-    text = dict.fromkeys(LISTINGS_HEADER, pa.string())
+    text = dict.fromkeys(columns, pa.string())
     kept, bad = [], []
-    for batch in _batches(path, text):
+    for batch in _batches(path, columns, text):
         raw = batch.column("date")
         days = pc.cast(
             pc.strptime(raw, format="%Y-%m-%d", unit="s", error_is_null=True), pa.date32()
@@ -126,7 +138,7 @@ def _read_text(path: Path, first_day: date | None, last_day: date | None) -> pa.
         kept.append(batch.filter(_in_range(days, first_day, last_day)))
     if bad:
         raise SourceError(f"{path}: dates must look like 2013-04-27, got {bad[:5]}")
-    return pa.Table.from_batches(kept, schema=_schema(text | {"date": pa.date32()}))
+    return pa.Table.from_batches(kept, schema=_schema(columns, text | {"date": pa.date32()}))
 
 
 def _coins_and_dates(rows: pa.RecordBatch) -> list[str]:
@@ -134,5 +146,5 @@ def _coins_and_dates(rows: pa.RecordBatch) -> list[str]:
     return [f"coin {coin}: {day!r}" for coin, day in pairs]
 
 
-def _schema(types: dict[str, pa.DataType]) -> pa.Schema:
-    return pa.schema([(name, types[name]) for name in LISTINGS_HEADER])
+def _schema(columns: list[str], types: dict[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([(name, types.get(name, pa.string())) for name in columns])

@@ -169,6 +169,12 @@ TABLES: dict[str, TableSpec] = {
                     "The last UTC day CoinMarketCap has data of the coin (recent if active).",
                     True,
                 ),
+                Column(
+                    "tags",
+                    TEXT,
+                    "The coin's CoinMarketCap tags, ';'-separated and sorted; NULL if unknown.",
+                    True,
+                ),
             ),
             primary_key=("coin_id",),
             date_column=None,
@@ -188,11 +194,35 @@ TABLES: dict[str, TableSpec] = {
                 Column("circulating_supply", FLOAT, "Coins in circulation.", True),
                 Column("total_supply", FLOAT, "Coins in existence, minus those burned.", True),
                 Column("max_supply", FLOAT, "Most coins there will ever be; NULL if none.", True),
+                Column(
+                    "tags", TEXT, "The coin's tags as listed that day, ';'-separated, sorted.", True
+                ),
             ),
             primary_key=("trade_date", "coin_id"),
             # A day is replaced whole: the listing of the day as the source gave it.
             coin_column=None,
             checks=("rank > 0",),
+        ),
+        TableSpec(
+            "global_metrics",
+            (
+                Column(
+                    "trade_date", DATE, "The UTC day; its values as the market stood at its end."
+                ),
+                Column("total_market_cap", FLOAT, "All coins' market capitalisation in USD.", True),
+                Column(
+                    "total_volume_24h", FLOAT, "All coins' volume of the last 24 h in USD.", True
+                ),
+                Column("altcoin_market_cap", FLOAT, "Market capitalisation but Bitcoin's.", True),
+                Column("altcoin_volume_24h", FLOAT, "Volume of the last 24 h but Bitcoin's.", True),
+                Column("btc_dominance", FLOAT, "Bitcoin's share of the market cap, in %.", True),
+                Column("eth_dominance", FLOAT, "Ether's share of the market cap, in %.", True),
+                Column("active_cryptocurrencies", ID, "Coins CoinMarketCap tracked.", True),
+                Column("active_exchanges", ID, "Exchanges CoinMarketCap tracked.", True),
+                Column("active_market_pairs", ID, "Market pairs CoinMarketCap tracked.", True),
+            ),
+            primary_key=("trade_date",),
+            coin_column=None,
         ),
         TableSpec(
             "historical_trade_data",
@@ -237,6 +267,23 @@ TABLES: dict[str, TableSpec] = {
                 ),
             ),
             primary_key=("coin_id", "trade_date"),
+        ),
+        TableSpec(
+            "market_index",
+            (
+                Column("trade_date", DATE, "The UTC day whose closes end the index's day."),
+                Column(
+                    "index_return",
+                    FLOAT,
+                    "Sum over the members of weight x (close(D) / close(D - 1) - 1).",
+                ),
+                Column("members", ID, "Coins in the index that day."),
+                Column("top_weight_coin_id", ID, "The member of the largest weight."),
+                Column("top_weight", FLOAT, "That member's weight, from 0 to 1."),
+            ),
+            primary_key=("trade_date",),
+            coin_column=None,
+            checks=("members > 0",),
         ),
         _ranking("top_ranking"),
         _ranking("bottom_ranking"),

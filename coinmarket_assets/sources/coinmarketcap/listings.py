@@ -51,6 +51,7 @@ def map_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     frame = frame.astype({"coin_id": "int64", "rank": "Int64"})
     frame["market_cap"] = float("nan")
     frame["last_update"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    frame["tags"] = None  # the map has no tags: a listing carries them
     return frame[STATUS_COLUMNS]
 
 
