@@ -1,5 +1,7 @@
 """CoinMarketCap's listing of each day, as it stood that day."""
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from dagster import AssetExecutionContext, MetadataValue, Output
@@ -15,8 +17,12 @@ from coinmarket_assets.sources.base import (
 )
 from coinmarket_assets.storage import universe
 from coinmarket_assets.storage.database import connect
+from coinmarket_assets.storage.io_manager import FrameStream, KeepStoredRows
 
 DAYS_NAMED = 20  # days without a listing named in the log; the rest are counted
+# Listing rows a batch holds at most: a run fetches and writes depth x days rows in batches of
+# whole days, so that its memory follows this and not the run's length.
+LISTING_ROWS_PER_BATCH = 250_000
 
 
 @daily_table_asset(group_name="market_data")
@@ -24,9 +30,9 @@ def historical_listings(
     context: AssetExecutionContext,
     source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
-) -> Output[Frame | None]:
+) -> Output[FrameStream | None]:
     """CoinMarketCap's listing of day D as it stood on D: the COINMARKET_LISTING_DEPTH best-ranked
-    coins with rank, price, market cap, volume and supplies; a day is replaced whole.
+    coins with rank, price, market cap, volume, supplies and tags; a day is replaced whole.
 
     With COINMARKET_TICKERS=top:N each day's members are its coins ranked N or better. In the
     other modes the listing is context: when the source has none or fails to give it, the run
@@ -35,53 +41,78 @@ def historical_listings(
 
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
-    top_n = settings.point_in_time_top
-    listings, unavailable = None, "COINMARKET_LISTING_DEPTH=0: no listing fetched"
-    if settings.listing_depth > 0:  # top:N refuses a depth of 0 (settings.py)
-        listings, unavailable = _fetch(context, source, settings, first_day, last_day)
     with connect() as conn:
-        universe.record_top_n(conn, top_n)
-    missing = [] if listings is None else _days_without(listings, first_day, last_day)
-    if missing:
-        context.log.warning(_missing_line(missing, top_n))
-    return Output(
-        listings,
-        metadata={
-            "settings": MetadataValue.json(settings.as_metadata()),
-            "listing_depth": settings.listing_depth,
-            "run_days_without_listing": len(missing),
-            "listings_unavailable": unavailable or "",
-        },
-    )
+        universe.record_top_n(conn, settings.point_in_time_top)
+    metadata = {
+        "settings": MetadataValue.json(settings.as_metadata()),
+        "listing_depth": settings.listing_depth,
+    }
+    if settings.listing_depth == 0:  # top:N refuses a depth of 0 (settings.py)
+        unavailable = "COINMARKET_LISTING_DEPTH=0: no listing fetched"
+        metadata |= {"run_days_without_listing": 0, "listings_unavailable": unavailable}
+        return Output(None, metadata=metadata)
+    fetch = _ListingFetch(context, source, settings, first_day, last_day)
+    return Output(FrameStream(fetch.batches, summary=fetch.summary), metadata=metadata)
 
 
-def _fetch(
-    context: AssetExecutionContext,
-    source: MarketDataSourceResource,
-    settings: Settings,
-    first_day: date,
-    last_day: date,
-) -> tuple[Frame | None, str | None]:
-    """The run days' listings, or None and why when the source has none (not with top:N)."""
-    try:
-        with source.exclusive(context):
-            listings = source.source.historical_listings(
-                first_day, last_day, settings.listing_depth
-            )
-    except SourceError as error:
-        top_n = settings.point_in_time_top
+@dataclass
+class _ListingFetch:
+    """The run's listings, fetched and written batch by batch (the IO manager consumes
+    ``batches``); what was missing is known once they are consumed."""
+
+    context: AssetExecutionContext
+    source: MarketDataSourceResource
+    settings: Settings
+    first_day: date
+    last_day: date
+    listed: set[date] = field(default_factory=set)
+    unavailable: str = ""
+
+    def batches(self) -> Iterator[Frame]:
+        self.listed, self.unavailable = set(), ""
+        depth = self.settings.listing_depth
+        days = max(1, LISTING_ROWS_PER_BATCH // depth)
+        try:
+            with self.source.exclusive(self.context):
+                fetched = self.source.source.historical_listing_batches(
+                    self.first_day, self.last_day, depth, days
+                )
+                for listings in fetched:
+                    rows = _table_rows(listings)
+                    self.listed.update(rows["trade_date"].dt.date)
+                    yield rows
+        except SourceError as error:
+            self._raise_unless_context(error)
+        missing = self.missing()
+        if missing:
+            self.context.log.warning(_missing_line(missing, self.settings.point_in_time_top))
+
+    def _raise_unless_context(self, error: SourceError) -> None:
+        top_n = self.settings.point_in_time_top
         if top_n is not None and isinstance(error, NoHistoricalListingsError):
             raise SourceError(
                 f"COINMARKET_TICKERS=top:{top_n} takes each day's members from the historical "
                 f"listings, which the source cannot give: {error}"
             ) from error
         if top_n is not None:
-            raise
+            raise error
         # Elsewhere the listing is context only: the run's candles must not wait for it, nor
         # fail with it; the stored listings stay, and the materialization says why.
-        context.log.warning(f"no historical listings stored: {error}")
-        return None, str(error)
-    return _table_rows(listings), None
+        self.unavailable = str(error)
+        raise KeepStoredRows(f"no historical listings stored: {error}") from error
+
+    def missing(self) -> list[date]:
+        if self.unavailable:
+            return []
+        span = (self.last_day - self.first_day).days + 1
+        days = (self.first_day + timedelta(days=n) for n in range(span))
+        return [day for day in days if day not in self.listed]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "run_days_without_listing": len(self.missing()),
+            "listings_unavailable": self.unavailable,
+        }
 
 
 def _table_rows(listings: Frame) -> Frame:
@@ -89,12 +120,6 @@ def _table_rows(listings: Frame) -> Frame:
     types = {"trade_date": "datetime64[us]", "coin_id": "int64", "rank": "int64"}
     rows = listings[HISTORICAL_LISTING_COLUMNS].astype(types)
     return rows.sort_values(["trade_date", "rank", "coin_id"], ignore_index=True)
-
-
-def _days_without(listings: Frame, first_day: date, last_day: date) -> list[date]:
-    listed = set(listings["trade_date"].dt.date)
-    days = (first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1))
-    return [day for day in days if day not in listed]
 
 
 def _missing_line(missing: list[date], top_n: int | None) -> str:

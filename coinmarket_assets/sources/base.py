@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from coinmarket_assets.storage.tables import TABLES
@@ -111,6 +111,17 @@ class MarketDataSource(ABC):
         source has, its listing as it stood that day, the ``depth`` best-ranked coins, checked
         (a bad row fails, naming coin, day and field)."""
         raise NoHistoricalListingsError(f"the {self.name} source has no historical listings")
+
+    def historical_listing_batches(
+        self, first_day: date, last_day: date, depth: int, days: int
+    ) -> Iterator[pd.DataFrame]:
+        """``historical_listings`` of first_day..last_day, ``days`` whole days per frame, in
+        date order, so that a caller holds one batch at a time."""
+        first = first_day
+        while first <= last_day:
+            last = min(first + timedelta(days=days - 1), last_day)
+            yield self.historical_listings(first, last, depth)
+            first = last + timedelta(days=1)
 
     def global_metrics(self, first_day: date, last_day: date) -> pd.DataFrame:
         """``GLOBAL_METRIC_COLUMNS`` rows, one per day of first_day..last_day that the source

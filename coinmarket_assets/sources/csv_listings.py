@@ -7,8 +7,12 @@ order. The file is read in blocks and only the requested days are kept, so memor
 days asked for, not the file.
 """
 
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -42,7 +46,7 @@ _TYPED = {
     "rank": pa.int64(),
 } | dict.fromkeys(_NUMBERS, pa.float64())
 TAGS = "tags"  # optional
-_BLOCK_BYTES = 16 << 20
+_BLOCK_BYTES = 4 << 20  # the reader buffers many blocks: its memory follows this
 
 
 def read_listing_rows(
@@ -55,9 +59,26 @@ def read_listing_rows(
     Raises ``SourceError`` when a column is missing or a date is not like 2013-04-27.
     """
     columns = _columns(path)
-    table = _read_typed(path, columns, first_day, last_day)
-    if table is None:
-        table = _read_text(path, columns, first_day, last_day)
+    kept = _read(path, columns, first_day, last_day, _Collected)
+    return _frame(kept.table(), columns)
+
+
+def read_listing_batches(
+    path: Path, first_day: date, last_day: date, days: int
+) -> Iterator[pd.DataFrame]:
+    """``read_listing_rows`` of first_day..last_day, ``days`` whole days per frame, in date
+    order, from one pass over the file: rows may come in any order, so each batch's rows are
+    spilled to a temporary Arrow file until the pass ends; memory holds a block and a batch."""
+    columns = _columns(path)
+    with tempfile.TemporaryDirectory(prefix="coinmarket-listings-") as folder:
+        spilled = _read(
+            path, columns, first_day, last_day, partial(_Spilled, Path(folder), first_day, days)
+        )
+        for table in spilled.tables():
+            yield _frame(table, columns)
+
+
+def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     days = table.column("date").cast(pa.timestamp("us"))
     table = table.set_column(0, "trade_date", days).rename_columns(
         ["trade_date", *(("coin_name" if n == "name" else n) for n in columns[1:])]
@@ -65,6 +86,74 @@ def read_listing_rows(
     frame = table.to_pandas()
     frame[TAGS] = frame[TAGS].map(tag_text) if TAGS in columns else None
     return frame[HISTORICAL_LISTING_COLUMNS]
+
+
+class _Collected:
+    """The rows read, held in memory."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema, self.batches = schema, []
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        self.batches.append(rows)
+
+    def close(self) -> None:
+        self.batches = []
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_batches(self.batches, schema=self.schema)
+
+
+class _Spilled:
+    """The rows read, in one temporary Arrow file per batch of ``days`` days from first_day."""
+
+    def __init__(self, folder: Path, first_day: date, days: int, schema: pa.Schema) -> None:
+        self.folder, self.days, self.schema = folder, days, schema
+        self.first = pa.scalar(first_day, pa.date32())
+        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        offsets = pc.subtract(rows.column("date").cast(pa.int32()), self.first.cast(pa.int32()))
+        batch_of = pc.divide(offsets, self.days)
+        for number in pc.unique(batch_of).to_pylist():
+            self._writer(number).write_batch(rows.filter(pc.equal(batch_of, number)))
+
+    def _writer(self, number: int) -> pa.ipc.RecordBatchFileWriter:
+        if number not in self.writers:
+            path = self.folder / f"{number}.arrow"
+            self.writers[number] = pa.ipc.new_file(str(path), self.schema)
+        return self.writers[number]
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+    def tables(self) -> Iterator[pa.Table]:
+        self.close()
+        for number in sorted(self.writers):
+            with pa.memory_map(str(self.folder / f"{number}.arrow")) as source:
+                yield pa.ipc.open_file(source).read_all()
+
+
+_Sink = TypeVar("_Sink", "_Collected", "_Spilled")
+
+
+def _read(
+    path: Path,
+    columns: list[str],
+    first_day: date | None,
+    last_day: date | None,
+    sink: Callable[[pa.Schema], _Sink],
+) -> _Sink:
+    """The rows dated first_day..last_day into a new ``sink``: parsed as numbers if every value
+    parses (the fast path), else read again as text for validation to name the bad ones."""
+    typed = sink(_schema(columns, _TYPED))
+    if _read_typed(path, columns, first_day, last_day, typed):
+        return typed
+    typed.close()
+    text = sink(_schema(columns, dict.fromkeys(columns, pa.string()) | {"date": pa.date32()}))
+    _read_text(path, columns, first_day, last_day, text)
+    return text
 
 
 def _columns(path: Path) -> list[str]:
@@ -82,7 +171,9 @@ def _batches(
 ) -> pa_csv.CSVStreamingReader:
     return pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
+        # Threaded reading runs further ahead: 805 MB of RSS against 344 MB for a 2.3 GB file
+        # read in batches of 50 days (16 MB and 4 MB blocks), and no faster on two cores.
+        read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES, use_threads=False),
         convert_options=pa_csv.ConvertOptions(
             column_types=types | {TAGS: pa.string()},
             include_columns=columns,
@@ -102,30 +193,38 @@ def _in_range(days: pa.Array, first_day: date | None, last_day: date | None) -> 
 
 
 def _read_typed(
-    path: Path, columns: list[str], first_day: date | None, last_day: date | None
-) -> pa.Table | None:
-    """The requested rows parsed as numbers: the fast path. None when a value does not parse
+    path: Path,
+    columns: list[str],
+    first_day: date | None,
+    last_day: date | None,
+    sink: _Collected | _Spilled,
+) -> bool:
+    """Feed ``sink`` the requested rows parsed as numbers; False when a value does not parse
     (or is "nan"), for ``_read_text`` to read and validation to name."""
-    kept = []
     try:
         for batch in _batches(path, columns, _TYPED):
             if batch.column("date").null_count:
-                return None  # an empty date: the text read names it
+                return False  # an empty date: the text read names it
             rows = batch.filter(_in_range(batch.column("date"), first_day, last_day))
             if any(pc.any(pc.is_nan(rows.column(name))).as_py() for name in _NUMBERS):
-                return None
-            kept.append(rows)
+                return False
+            sink.add(rows)
     except pa.ArrowInvalid:
-        return None
-    return pa.Table.from_batches(kept, schema=_schema(columns, _TYPED))
+        return False
+    return True
 
 
 def _read_text(
-    path: Path, columns: list[str], first_day: date | None, last_day: date | None
-) -> pa.Table:
-    """The requested rows as text, dates parsed; a date that does not parse fails, naming it."""
+    path: Path,
+    columns: list[str],
+    first_day: date | None,
+    last_day: date | None,
+    sink: _Collected | _Spilled,
+) -> None:
+    """Feed ``sink`` the requested rows as text, dates parsed; a date that does not parse
+    fails, naming it."""
     text = dict.fromkeys(columns, pa.string())
-    kept, bad = [], []
+    bad = []
     for batch in _batches(path, columns, text):
         raw = batch.column("date")
         days = pc.cast(
@@ -135,10 +234,9 @@ def _read_text(
         if pc.any(wrong).as_py():
             bad += _coins_and_dates(batch.filter(wrong))
         batch = batch.set_column(0, "date", days)
-        kept.append(batch.filter(_in_range(days, first_day, last_day)))
+        sink.add(batch.filter(_in_range(days, first_day, last_day)))
     if bad:
         raise SourceError(f"{path}: dates must look like 2013-04-27, got {bad[:5]}")
-    return pa.Table.from_batches(kept, schema=_schema(columns, text | {"date": pa.date32()}))
 
 
 def _coins_and_dates(rows: pa.RecordBatch) -> list[str]:

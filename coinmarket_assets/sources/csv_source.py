@@ -1,17 +1,20 @@
 """``csv:DIR``: files in the layout of CoinMarketCap daily exports.
 
 - ``DIR/coins.csv``: ``coin_id,ticker,name,slug``, optionally ``rank``, ``is_active`` (1/0 or
-  true/false), ``first_historical_day`` and ``last_historical_day`` (2013-04-27).
+  true/false), ``first_historical_day`` and ``last_historical_day`` (2013-04-27) and ``tags``
+  (CoinMarketCap tag slugs, ';'-separated: ``stablecoin;asset-backed-stablecoin``).
 - ``DIR/daily/<coin_id>.csv``, else ``DIR/daily/<TICKER>.csv`` (tickers are not unique in a
   whole market): ``date,open,high,low,close,volume,market_cap``.
 - ``DIR/listings.csv`` (for ``COINMARKET_TICKERS=top:N``): each day's listing, see
   ``csv_listings``. The coin map takes a coin's life from it where coins.csv is silent.
+- ``DIR/global_metrics.csv`` (optional): the whole market's figures of each day, see
+  ``global_metrics``.
 
 A coin without a daily file raises ``MissingCandlesError`` naming it: with explicit tickers that
 is an error; in top:N mode the asset decides (a listed coin may have no candles).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -28,10 +31,17 @@ from coinmarket_assets.sources.base import (
     Coin,
     MarketDataSource,
     MissingCandlesError,
+    NoGlobalMetricsError,
     NoHistoricalListingsError,
     SourceError,
+    tag_text,
 )
-from coinmarket_assets.sources.csv_listings import LISTINGS_FILE, read_listing_rows
+from coinmarket_assets.sources.csv_listings import (
+    LISTINGS_FILE,
+    read_listing_batches,
+    read_listing_rows,
+)
+from coinmarket_assets.sources.global_metrics import GLOBAL_METRICS_FILE, read_global_metrics_csv
 from coinmarket_assets.sources.validation import (
     check_listing_ranks,
     check_listing_values,
@@ -85,12 +95,13 @@ class CsvSource(MarketDataSource):
             # Without a coin map, the candle file tells the days the source has.
             "first_historical_day": known("first_historical_day", candles["trade_date"].min()),
             "last_historical_day": known("last_historical_day", day),
+            "tags": known("tags"),
         }
 
     def coin_map(self) -> pd.DataFrame:
         """coins.csv, dead coins included; where it is silent (no ``is_active`` ...), each coin's
         life from listings.csv: first and last listed day, active if listed on its newest day,
-        rank on that day, market cap and names of its last listed day. Coins only in
+        rank on that day, market cap, names and tags of its last listed day. Coins only in
         listings.csv are included."""
         coins = _read_coins(self.directory / "coins.csv").set_index("coin_id")
         path = self.directory / LISTINGS_FILE
@@ -99,15 +110,31 @@ class CsvSource(MarketDataSource):
         return _status_frame(coins.reset_index().reindex(columns=STATUS_COLUMNS))
 
     def historical_listings(self, first_day: date, last_day: date, depth: int) -> pd.DataFrame:
+        path = self._listings_file()
+        return _checked_listings(read_listing_rows(path, first_day, last_day), depth, path)
+
+    def historical_listing_batches(
+        self, first_day: date, last_day: date, depth: int, days: int
+    ) -> Iterator[pd.DataFrame]:
+        """One pass over listings.csv for all the batches (see ``read_listing_batches``)."""
+        path = self._listings_file()
+        for rows in read_listing_batches(path, first_day, last_day, days):
+            yield _checked_listings(rows, depth, path)
+
+    def _listings_file(self) -> Path:
         path = self.directory / LISTINGS_FILE
         if not path.is_file():
             raise NoHistoricalListingsError(
                 f"{self.name} source: {path} does not exist; COINMARKET_TICKERS=top:N reads "
                 "each day's listing from it"
             )
-        ranked = check_listing_ranks(read_listing_rows(path, first_day, last_day), str(path))
-        kept = ranked.groupby("trade_date", sort=False).head(depth).reset_index(drop=True)
-        return check_listing_values(kept, str(path))
+        return path
+
+    def global_metrics(self, first_day: date, last_day: date) -> pd.DataFrame:
+        path = self.directory / GLOBAL_METRICS_FILE
+        if not path.is_file():
+            raise NoGlobalMetricsError(f"{self.name} source: {path} does not exist")
+        return read_global_metrics_csv(path, first_day, last_day)
 
     def daily_candles(self, coins: Sequence[Coin], first_day: date, last_day: date) -> pd.DataFrame:
         missing = {coin: self.no_candles(coin) for coin in coins}
@@ -147,6 +174,13 @@ def _status_frame(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _checked_listings(rows: pd.DataFrame, depth: int, path: Path) -> pd.DataFrame:
+    """Whole days of listings.csv, checked, each cut to its ``depth`` best-ranked coins."""
+    ranked = check_listing_ranks(rows, str(path))
+    kept = ranked.groupby("trade_date", sort=False).head(depth).reset_index(drop=True)
+    return check_listing_values(kept, str(path))
+
+
 def _lives(path: Path) -> pd.DataFrame:
     """Each listed coin's life, indexed by coin_id, in ``STATUS_COLUMNS``."""
     rows = check_listing_ranks(read_listing_rows(path), str(path))
@@ -166,6 +200,7 @@ def _lives(path: Path) -> pd.DataFrame:
             "is_active": active.astype("boolean"),
             "first_historical_day": spans["min"],
             "last_historical_day": spans["max"],
+            "tags": last["tags"],
         }
     )
 
@@ -194,6 +229,7 @@ def _read_coins(path: Path) -> pd.DataFrame:
             "is_active": _flags(path, frame, ids),
             "first_historical_day": _days(path, frame, ids, "first_historical_day"),
             "last_historical_day": _days(path, frame, ids, "last_historical_day"),
+            "tags": frame["tags"].map(tag_text) if "tags" in frame else None,
         }
     )
 

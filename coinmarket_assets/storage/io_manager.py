@@ -29,6 +29,8 @@ from coinmarket_assets.storage.tables import TABLES, TableSpec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from coinmarket_assets.storage.table_io import DayWrite
+
 PREVIEW_ROWS = 5
 
 
@@ -47,12 +49,25 @@ class CoinRows:
 
 @dataclass(frozen=True)
 class FrameStream:
-    """A derived table's rows for the run's days made batch by batch: ``batches()`` yields the
-    frames (called again if the write is retried), written in one transaction; with
-    ``coin_ids`` only those coins' rows of the days are replaced, else the days whole."""
+    """A table's rows for the run's days made batch by batch: ``batches()`` yields the frames
+    (called again if the write is retried), written in one transaction, so a step holds one
+    batch at a time. With ``coin_ids`` only those coins' rows of the days are replaced, else
+    the days whole; fetched tables merge as ``CoinRows`` do.
+
+    ``lookback``: rows dated before the run's days are inserted where none is stored.
+    ``summary()``: metadata known once the batches are consumed (counts, what was skipped).
+    A batch that raises ``KeepStoredRows`` rolls the write back and keeps the stored rows.
+    """
 
     batches: Callable[[], Iterable[pd.DataFrame]]
     coin_ids: Sequence[int] | None = None
+    lookback: bool = False
+    summary: Callable[[], Mapping[str, object]] = dict
+
+
+class KeepStoredRows(Exception):
+    """Raised from a ``FrameStream``'s batches: write nothing, keep the stored rows; the step
+    succeeds, and its metadata and log say why (the exception's message)."""
 
 
 @dataclass
@@ -181,7 +196,7 @@ class PostgresIOManager(ConfigurableIOManager):
             with no_retry_unless_transient():
                 self._check_step_lock(step)
                 if isinstance(obj, FrameStream):
-                    metadata = self._write_stream(context, obj)
+                    metadata = self._write_kept_or_stream(context, obj)
                 else:
                     metadata = self._write(context, obj)
             seconds = time.perf_counter() - started
@@ -219,6 +234,14 @@ class PostgresIOManager(ConfigurableIOManager):
         self._readers.setdefault(step, []).append(reader)
         return reader
 
+    def _write_kept_or_stream(self, context: OutputContext, stream: FrameStream) -> dict:
+        try:
+            metadata = self._write_stream(context, stream)
+        except KeepStoredRows as kept:
+            context.log.warning(f"nothing written, the stored rows stay: {kept}")
+            metadata = {"dagster/table_name": context.asset_key.path[-1], "run_rows_written": 0}
+        return metadata | dict(stream.summary())
+
     @retry_on_lost_connection
     def _write_stream(self, context: OutputContext, stream: FrameStream) -> dict[str, object]:
         from coinmarket_assets.storage.table_io import replace_days_streamed
@@ -229,21 +252,19 @@ class PostgresIOManager(ConfigurableIOManager):
         first_day, end_exclusive = _days(context)
         with connect(self._url) as conn:
             # Called again on a retry: the batches are computed anew, the write stays whole.
-            batches = stream.batches()
             write = replace_days_streamed(
-                conn, spec, batches, first_day, end_exclusive, stream.coin_ids, PREVIEW_ROWS
+                conn,
+                spec,
+                stream.batches(),
+                first_day,
+                end_exclusive,
+                stream.coin_ids,
+                lookback=stream.lookback,
+                tail_rows=PREVIEW_ROWS,
             )
-        metadata: dict[str, object] = {
-            "dagster/table_name": spec.name,
-            "run_rows_written": write.written,
-            "run_days": (end_exclusive - first_day).days,
-            "run_rows_replaced": write.replaced,
-        }
-        if stream.coin_ids is not None:
-            metadata["run_coins"] = len(stream.coin_ids)
-        tail = write.tail
-        metadata["preview"] = MetadataValue.md("_no rows_" if tail is None else _preview(tail))
-        return metadata
+        return _day_metadata(
+            spec, write, first_day, end_exclusive, stream.coin_ids, stream.lookback
+        )
 
     @retry_on_lost_connection
     def _write(self, context: OutputContext, obj: pd.DataFrame | CoinRows) -> dict[str, object]:
@@ -260,32 +281,17 @@ class PostgresIOManager(ConfigurableIOManager):
                 f"Asset {spec.name} returned {type(frame).__name__}; the Postgres IO manager "
                 "stores pandas DataFrames (or CoinRows holding one)"
             )
-        # A ranged run records one materialization per day, each carrying these run totals.
-        metadata: dict[str, object] = {
-            "dagster/table_name": spec.name,
-            "run_rows_written": len(frame),
-        }
         with connect(self._url) as conn:
-            if context.has_asset_partitions:
-                first_day, end_exclusive = _days(context)
-                write = replace_days(
-                    conn, spec, frame, first_day, end_exclusive, coin_ids, before=before
-                )
-                metadata |= {
-                    "run_days": (end_exclusive - first_day).days,
-                    "run_rows_replaced": write.replaced,
-                }
-                if spec.revision_columns:
-                    metadata["run_rows_revised"] = write.revised
-                    metadata["run_rows_not_refetched"] = write.kept
-                if coin_ids is not None:
-                    metadata["run_coins"] = len(coin_ids)
-                if before is not None:
-                    metadata["run_rows_inserted_before"] = write.inserted_before
-            else:
+            if not context.has_asset_partitions:
                 upsert(conn, spec, frame)
-        metadata["preview"] = MetadataValue.md(_preview(frame))
-        return metadata
+                return {
+                    "dagster/table_name": spec.name,
+                    "run_rows_written": len(frame),
+                    "preview": MetadataValue.md(_preview(frame)),
+                }
+            first_day, end_exclusive = _days(context)
+            write = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids, before)
+        return _day_metadata(spec, write, first_day, end_exclusive, coin_ids, before is not None)
 
     @retry_on_lost_connection
     def _read(self, context: InputContext) -> pd.DataFrame:
@@ -323,6 +329,34 @@ class PostgresIOManager(ConfigurableIOManager):
         lock = self._step_locks.pop(step, None)
         if lock is not None:
             lock.release()
+
+
+def _day_metadata(
+    spec: TableSpec,
+    write: DayWrite,
+    first_day: date,
+    end_exclusive: date,
+    coin_ids: Sequence[int] | None,
+    lookback: bool,
+) -> dict[str, object]:
+    """A write of days as metadata; a ranged run records one materialization per day, each
+    carrying these run totals."""
+    metadata: dict[str, object] = {
+        "dagster/table_name": spec.name,
+        "run_rows_written": write.written,
+        "run_days": (end_exclusive - first_day).days,
+        "run_rows_replaced": write.replaced,
+    }
+    if spec.revision_columns:
+        metadata["run_rows_revised"] = write.revised
+        metadata["run_rows_not_refetched"] = write.kept
+    if coin_ids is not None:
+        metadata["run_coins"] = len(coin_ids)
+    if lookback:
+        metadata["run_rows_inserted_before"] = write.inserted_before
+    tail = write.tail
+    metadata["preview"] = MetadataValue.md("_no rows_" if tail is None else _preview(tail))
+    return metadata
 
 
 def _spec(table: str) -> TableSpec:

@@ -83,6 +83,8 @@ class DayWrite:
     revised: int = 0  # overwritten rows whose values changed
     kept: int = 0  # stored rows a re-fetch left out, kept as they were
     inserted_before: int = 0  # rows dated before the days, inserted where none was stored
+    written: int = 0  # rows of the days written
+    tail: pd.DataFrame | None = None  # the last written frame's last rows, for a preview
 
 
 def replace_days(
@@ -104,8 +106,60 @@ def replace_days(
     replacing one.
     """
     _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
-    if before is not None:
-        _check_before(spec, before, first_day, coin_ids)
+    if before is None:
+        return replace_days_streamed(conn, spec, [frame], first_day, end_exclusive, coin_ids)
+    _check_before(spec, before, first_day, coin_ids)
+    return replace_days_streamed(
+        conn, spec, [before, frame], first_day, end_exclusive, coin_ids, lookback=True
+    )
+
+
+def replace_days_streamed(
+    conn: psycopg.Connection,
+    spec: TableSpec,
+    frames: Iterable[pd.DataFrame],
+    first_day: date,
+    end_exclusive: date,
+    coin_ids: Sequence[int] | None = None,
+    *,
+    lookback: bool = False,
+    tail_rows: int = 5,
+) -> DayWrite:
+    """``replace_days`` of rows that come as a stream of frames, in one transaction, holding one
+    frame at a time. Derived tables: the days (and ``coin_ids``) are deleted once and each frame
+    COPYed as it comes. Fetched tables: the frames are staged and merged at the end (into an
+    empty scope they go straight in). With ``lookback``, a frame's rows dated before first_day
+    are inserted where no row is stored."""
+    scope, params = _scope(spec, first_day, end_exclusive, coin_ids)
+    with conn.transaction():
+        _lock(conn, spec)
+        target, replaced = spec.name, 0
+        if not spec.revision_columns:
+            replaced = _delete(conn, spec, scope, params)
+        elif _has_rows(conn, spec, scope, params):
+            target = _staging(conn, spec)
+        written, inserted, tail = 0, 0, None
+        for frame in frames:
+            if lookback:
+                early = frame[spec.date_column] < pd.Timestamp(first_day)
+                if early.any():
+                    _check_before(spec, frame[early], first_day, coin_ids)
+                    inserted += _insert_absent(conn, spec, frame[early])
+                frame = frame[~early]
+            _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
+            if len(frame):
+                _copy_in(conn, spec, frame, target)
+                written, tail = written + len(frame), frame.tail(tail_rows)
+        merged = DayWrite(replaced=replaced)
+        if target != spec.name:
+            merged = _merge_staged(conn, spec, target, scope, params)
+        return replace(merged, inserted_before=inserted, written=written, tail=tail)
+
+
+def _scope(
+    spec: TableSpec, first_day: date, end_exclusive: date, coin_ids: Sequence[int] | None
+) -> tuple[sql.Composable, list[object]]:
+    """The WHERE clause (and its parameters) of the stored rows a write of days replaces."""
     scope = sql.SQL("{} >= %s AND {} < %s").format(
         sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
     )
@@ -113,17 +167,23 @@ def replace_days(
     if coin_ids is not None:
         scope += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
         params.append(list(coin_ids))
-    with conn.transaction():
-        _lock(conn, spec)
-        inserted = _insert_absent(conn, spec, before) if before is not None and len(before) else 0
-        if spec.revision_columns:
-            write = _merge_fetched(conn, spec, frame, scope, params)
-            return replace(write, inserted_before=inserted)
-        table = sql.Identifier(spec.name)
-        deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
-        if len(frame):
-            _copy_in(conn, spec, frame, spec.name)
-        return DayWrite(replaced=deleted.rowcount, inserted_before=inserted)
+    return scope, params
+
+
+def _delete(
+    conn: psycopg.Connection, spec: TableSpec, scope: sql.Composable, params: list[object]
+) -> int:
+    table = sql.Identifier(spec.name)
+    return conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params).rowcount
+
+
+def _has_rows(
+    conn: psycopg.Connection, spec: TableSpec, scope: sql.Composable, params: list[object]
+) -> bool:
+    table = sql.Identifier(spec.name)
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ").format(table) + scope
+    row = conn.execute(query + sql.SQL(")"), params).fetchone()
+    return bool(row and row[0])
 
 
 def _check_before(
@@ -169,25 +229,16 @@ def _insert_by_key(
     ).rowcount
 
 
-def _merge_fetched(
+def _merge_staged(
     conn: psycopg.Connection,
     spec: TableSpec,
-    frame: pd.DataFrame,
+    staging: str,
     scope: sql.Composable,
     params: list[object],
 ) -> DayWrite:
-    table = sql.Identifier(spec.name)
-    stored = conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE ").format(table) + scope + sql.SQL(")"),
-        params,
-    ).fetchone()
-    if stored is not None and not stored[0]:
-        # Nothing stored in the scope (a first backfill): no twin to replace or count.
-        _copy_in(conn, spec, frame, spec.name)
-        return DayWrite(replaced=0)
-    staging = _staging(conn, spec)
-    _copy_in(conn, spec, frame, staging)
-    staged = sql.Identifier(staging)
+    """Merge the staged fetched rows: each replaces its stored twin (counting the revised ones);
+    stored rows of the scope without a staged twin are kept, and counted."""
+    table, staged = sql.Identifier(spec.name), sql.Identifier(staging)
     same_key = sql.SQL(" AND ").join(
         sql.SQL("s.{0} = t.{0}").format(sql.Identifier(c)) for c in spec.primary_key
     )
@@ -254,49 +305,6 @@ def _count_revised(
         old=sql.SQL(", ").join(sql.SQL("t.{}").format(v) for v in values),
     )
     return conn.execute(query).fetchone()[0]
-
-
-@dataclass(frozen=True)
-class StreamWrite:
-    """What a streamed write of days did: stored rows removed, rows written, the last rows."""
-
-    replaced: int
-    written: int
-    tail: pd.DataFrame | None  # the newest frame's last rows, for a preview
-
-
-def replace_days_streamed(
-    conn: psycopg.Connection,
-    spec: TableSpec,
-    frames: Iterable[pd.DataFrame],
-    first_day: date,
-    end_exclusive: date,
-    coin_ids: Sequence[int] | None = None,
-    tail_rows: int = 5,
-) -> StreamWrite:
-    """``replace_days`` of a derived table whose rows come as a stream of frames: the days (and
-    ``coin_ids``) are deleted once and each frame COPYed as it comes, in one transaction, so
-    only one frame is held at a time and the write stays atomic."""
-    if spec.revision_columns:
-        raise ValueError(f"{spec.name} keeps revisions: its rows are merged, not streamed")
-    scope = sql.SQL("{} >= %s AND {} < %s").format(
-        sql.Identifier(spec.date_column), sql.Identifier(spec.date_column)
-    )
-    params: list[object] = [first_day, end_exclusive]
-    if coin_ids is not None:
-        scope += sql.SQL(" AND {} = ANY(%s)").format(sql.Identifier(spec.coin_column))
-        params.append(list(coin_ids))
-    written, tail = 0, None
-    with conn.transaction():
-        _lock(conn, spec)
-        table = sql.Identifier(spec.name)
-        deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE ").format(table) + scope, params)
-        for frame in frames:
-            _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
-            if len(frame):
-                _copy_in(conn, spec, frame, spec.name)
-                written, tail = written + len(frame), frame.tail(tail_rows)
-        return StreamWrite(replaced=deleted.rowcount, written=written, tail=tail)
 
 
 def upsert(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> None:

@@ -1,11 +1,13 @@
 """historical_listings outside top:N: context when the source has listings, nothing (and no
 failure) when it has none; and top:N, which cannot run without them."""
 
+import shutil
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from coinmarket_assets.assets import listings
 from coinmarket_assets_tests.assets.test_universe import write_market
 from coinmarket_assets_tests.dagster_runs import failure_messages, materialize_days
 
@@ -89,4 +91,53 @@ def test_a_listing_depth_of_zero_fetches_and_replaces_no_listing(
     result = materialize_days(FIRST, LAST, selection=SELECTION)
     assert "COINMARKET_LISTING_DEPTH=0" in _listing_metadata(result)["listings_unavailable"]
     assert _count(database_url, "SELECT count(*) FROM historical_listings") == 0
+    assert _count(database_url, "SELECT count(*) FROM historical_trade_data") == 2 * 5
+
+
+def _listings_dump(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT * FROM historical_listings ORDER BY 1, 2").fetchall()
+
+
+def test_a_run_written_a_day_per_batch_stores_what_one_batch_stores(
+    database_url: str, sources: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{sources['with']}")
+    monkeypatch.setenv("COINMARKET_TICKERS", "BIGA,BIGB")
+    monkeypatch.setenv("COINMARKET_LISTING_DEPTH", "4")
+    materialize_days(FIRST, LAST, selection=["historical_listings"])
+    whole = _listings_dump(database_url)
+    monkeypatch.setattr(listings, "LISTING_ROWS_PER_BATCH", 4)  # one day of depth 4 per batch
+    result = materialize_days(FIRST, LAST, selection=["historical_listings"])
+    assert _listings_dump(database_url) == whole
+    assert len(whole) == 4 * 5
+    assert _listing_metadata(result)["run_rows_written"] == 4 * 5
+
+
+def test_a_listing_failing_after_its_first_batches_keeps_every_stored_day(
+    database_url: str,
+    sources: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{sources['with']}")
+    monkeypatch.setenv("COINMARKET_TICKERS", "BIGA,BIGB")
+    monkeypatch.setenv("COINMARKET_LISTING_DEPTH", "4")
+    materialize_days(FIRST, LAST, selection=SELECTION)
+    stored = _listings_dump(database_url)
+    # The same market, its listing of the run's last day spoiled; one day per batch, so the
+    # first four days were written before the bad one is read.
+    spoiled = tmp_path / "spoiled"
+    shutil.copytree(sources["with"], spoiled)
+    lines = (spoiled / "listings.csv").read_text().splitlines()
+    bad = next(i for i, line in enumerate(lines) if line.startswith(LAST))
+    fields = lines[bad].split(",")
+    fields[6] = "-1"  # price
+    lines[bad] = ",".join(fields)
+    (spoiled / "listings.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("COINMARKET_SOURCE", f"csv:{spoiled}")
+    monkeypatch.setattr(listings, "LISTING_ROWS_PER_BATCH", 4)
+    result = materialize_days(FIRST, LAST, selection=SELECTION)
+    assert "price is not positive" in _listing_metadata(result)["listings_unavailable"]
+    assert _listings_dump(database_url) == stored
     assert _count(database_url, "SELECT count(*) FROM historical_trade_data") == 2 * 5

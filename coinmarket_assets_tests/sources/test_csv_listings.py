@@ -80,11 +80,52 @@ def test_each_day_keeps_its_best_ranked_coins_whatever_the_file_order(market_dir
     assert len({d for d, *_ in expected}) == 36
 
 
+@pytest.mark.parametrize("days", [1, 7])
+def test_batches_are_whole_days_in_order_that_add_up_to_the_listing(market_dir: Path, days: int):
+    rows = _rows(market_dir / "listings.csv")
+    source = open_source(f"csv:{market_dir}")
+    batches = list(source.historical_listing_batches(date(2021, 3, 5), date(2021, 4, 9), 5, days))
+    assert len(batches) == -(-36 // days)
+    for number, batch in enumerate(batches):
+        start = pd.Timestamp(2021, 3, 5) + pd.Timedelta(days=number * days)
+        assert batch["trade_date"].between(start, start + pd.Timedelta(days=days - 1)).all()
+    got = _got(pd.concat(batches, ignore_index=True))
+    assert got == _expected_listing(rows, "2021-03-05", "2021-04-09", 5)
+
+
+def test_a_bad_row_in_a_later_batch_fails_when_that_batch_is_read(market_dir: Path):
+    path = market_dir / "listings.csv"
+    rows = _rows(path)
+    spoiled = min((r for r in rows if r["date"] == "2021-03-20"), key=lambda r: int(r["rank"]))
+    spoiled["price"] = "-1"
+    _write_rows(path, rows)
+    batches = open_source(f"csv:{market_dir}").historical_listing_batches(
+        date(2021, 3, 5), date(2021, 4, 9), 5, 7
+    )
+    assert len(next(batches)) == 7 * 5  # 03-05..03-11 are good
+    next(batches)
+    with pytest.raises(InvalidListingsError, match=f"coin {spoiled['coin_id']} .* 2021-03-20"):
+        next(batches)
+
+
+def test_tags_are_read_lower_cased_and_sorted(market_dir: Path):
+    path = market_dir / "listings.csv"
+    rows = _rows(path)
+    for row in rows:
+        row["tags"] = "Stablecoin; defi" if row["rank"] == "1" else ""
+    _write_rows(path, rows)
+    listing = open_source(f"csv:{market_dir}").historical_listings(
+        date(2021, 3, 10), date(2021, 3, 10), 2
+    )
+    assert listing["tags"].iloc[0] == "defi;stablecoin"
+    assert pd.isna(listing["tags"].iloc[1])
+
+
 def test_optional_values_may_be_empty_and_other_columns_are_ignored(market_dir: Path):
     path = market_dir / "listings.csv"
     rows = _rows(path)
     for row in rows:
-        row["tags"] = "mineable"
+        row["notes"] = "mineable"
     top = min((r for r in rows if r["date"] == "2021-03-10"), key=lambda r: int(r["rank"]))
     for field in ["market_cap", "volume_24h", "circulating_supply", "total_supply", "max_supply"]:
         top[field] = ""

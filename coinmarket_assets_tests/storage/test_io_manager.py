@@ -43,6 +43,7 @@ def _status(market_cap: float) -> pd.DataFrame:
             "is_active": [True],
             "first_historical_day": [pd.Timestamp("2013-04-28")],
             "last_historical_day": [pd.Timestamp("2024-01-01")],
+            "tags": ["mineable"],
         }
     )
 

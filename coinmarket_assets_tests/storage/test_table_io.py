@@ -139,6 +139,7 @@ def test_upsert_updates_by_key_and_keeps_other_rows(database_url: str):
             "is_active": pd.array([True, False], dtype="boolean"),
             "first_historical_day": pd.to_datetime(["2013-04-28", "2013-04-28"]),
             "last_historical_day": pd.to_datetime(["2021-01-02", "2020-06-30"]),
+            "tags": ["mineable;pow", None],
         }
     )
     second = first.iloc[[0]].assign(market_cap=2e12, rank=pd.array([2], dtype="Int64"))
