@@ -31,7 +31,11 @@ from benchmarks.scale import (
 )
 from coinmarket_assets.dagster_flags import DAGSTER_FLAGS
 from coinmarket_assets.storage.io_manager import PostgresIOManager, TableBatches
-from coinmarket_testkit.synthetic import whole_market
+from coinmarket_testkit.synthetic import (
+    whole_market,
+    whole_market_global_metrics,
+    write_global_metrics_csv,
+)
 
 MAX_GROWTH = 1.4
 DAILY_EXTRA_DAYS = 3  # the source publishes these days after the backfill, for the daily run
@@ -40,9 +44,10 @@ SEED = 20_260_414
 METHOD = """\
 A generated whole market (`coinmarket_testkit.synthetic.whole_market`: births spread over the
 years, a quarter of the coins dying, every coin listed each day it has a candle, ranked by market
-cap) written as a `csv:` source with `listings.csv`, run with `COINMARKET_TICKERS=top:N`, N the
-number of coins (every listed coin is a member, so the run stores and ranks the whole market as
-the listings had it each day; the point-in-time mode is the one this scale is for), and
+cap) written as a `csv:` source with `listings.csv` and `global_metrics.csv`, run with
+`COINMARKET_TICKERS=top:N`, N the number of coins (every listed coin is a member, so the run
+stores and ranks the whole market as the listings had it each day; the point-in-time mode is the
+one this scale is for), and
 `COINMARKET_LISTING_DEPTH=N`. The backfill is one `dagster asset materialize` of the daily
 tables (historical_listings included) over the whole span, a CLI subprocess as in target 4, into
 an empty migrated database: wall time of the command, and peak memory as the largest sum of RSS
@@ -160,6 +165,7 @@ def _backfill(
         coins, first, days + DAILY_EXTRA_DAYS, SEED, dying_share, born_at_start=born
     )
     market.write_csv(source, listing_depth=coins)
+    write_global_metrics_csv(source, whole_market_global_metrics(market))
     del market
     backfill = Backfill(
         ws.database(f"bench_whole_{name}"),

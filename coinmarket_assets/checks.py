@@ -312,25 +312,30 @@ def ranking_mismatches(
     *,
     highest_first: bool,
     top_n: int | None = None,
+    exclude_tags: Sequence[str] = (),
 ) -> CheckOutcome:
     """Ranks of the window's days whose stored row differs from the ``rank_size`` highest (or
     lowest) period returns of that day, ties by ticker, then coin id; with ``top_n``, among the
-    coins ranked top_n or better in that day's stored listing only."""
+    coins ranked top_n or better in that day's stored listing only; with ``exclude_tags``,
+    without the coins that carry one of them that day (``storage.tags.carrying``)."""
     from psycopg import sql
 
-    direction = sql.SQL("DESC" if highest_first else "ASC")
-    # COLLATE "C" orders tickers by code point, as Python (and rank_returns) does.
+    order = _return_order(highest_first)
+    excluded = _excluded_pairs(conn, first_day, last_day, rank_size, order, top_n, exclude_tags)
     query = sql.SQL(
         """
-        WITH expected AS (
+        WITH excluded AS (
+            SELECT * FROM unnest(%(excluded_days)s::date[], %(excluded_coins)s::integer[])
+                AS x (trade_date, coin_id)
+        ),
+        expected AS (
             SELECT trade_date, rank, coin_id, ticker, period_return FROM (
                 SELECT trade_date, coin_id, ticker, period_return,
-                    row_number() OVER (PARTITION BY trade_date
-                        ORDER BY period_return {direction}, ticker COLLATE "C", coin_id) AS rank
+                    row_number() OVER (PARTITION BY trade_date ORDER BY {order}) AS rank
                 FROM period_returns p WHERE trade_date BETWEEN %(first)s AND %(last)s
-                    AND (%(top_n)s::integer IS NULL OR EXISTS (
-                        SELECT 1 FROM historical_listings l WHERE l.trade_date = p.trade_date
-                            AND l.coin_id = p.coin_id AND l.rank <= %(top_n)s))
+                    AND {members}
+                    AND NOT EXISTS (SELECT 1 FROM excluded x
+                        WHERE x.trade_date = p.trade_date AND x.coin_id = p.coin_id)
             ) ordered
             WHERE rank <= %(size)s
         ),
@@ -347,8 +352,20 @@ def ranking_mismatches(
         ORDER BY day, rank
         LIMIT {listed}
         """
-    ).format(direction=direction, table=sql.Identifier(TABLES[table].name), listed=LISTED)
-    params = {"first": first_day, "last": last_day, "size": rank_size, "top_n": top_n}
+    ).format(
+        order=order,
+        members=_members(),
+        table=sql.Identifier(TABLES[table].name),
+        listed=LISTED,
+    )
+    params = {
+        "first": first_day,
+        "last": last_day,
+        "size": rank_size,
+        "top_n": top_n,
+        "excluded_days": [day for day, _ in excluded],
+        "excluded_coins": [coin for _, coin in excluded],
+    }
     rows = conn.execute(query, params).fetchall()
     problems = [
         f"{row[0]} rank {row[1]}: stored {_entry(row[2:5])}, expected {_entry(row[5:8])}"
@@ -360,6 +377,82 @@ def ranking_mismatches(
         failing,
         problems,
     )
+
+
+def _members() -> sql.Composable:
+    """With top:N (``%(top_n)s``), a day ranks only the coins of period_returns ``p`` ranked
+    top_n or better in its stored listing."""
+    from psycopg import sql
+
+    return sql.SQL(
+        """(%(top_n)s::integer IS NULL OR EXISTS (
+            SELECT 1 FROM historical_listings l WHERE l.trade_date = p.trade_date
+                AND l.coin_id = p.coin_id AND l.rank <= %(top_n)s))"""
+    )
+
+
+def _return_order(highest_first: bool) -> sql.Composable:
+    """A day's order of period_returns: by return, then ticker, then coin id."""
+    from psycopg import sql
+
+    # COLLATE "C" orders tickers by code point, as Python (and rank_returns) does.
+    return sql.SQL('period_return {}, ticker COLLATE "C", coin_id').format(
+        sql.SQL("DESC" if highest_first else "ASC")
+    )
+
+
+def _excluded_pairs(
+    conn: psycopg.Connection,
+    first_day: date,
+    last_day: date,
+    rank_size: int,
+    order: sql.Composable,
+    top_n: int | None,
+    tags: Sequence[str],
+) -> list[tuple[date, int]]:
+    """The (day, coin) pairs of the window's period_returns that carry one of ``tags`` that day,
+    among each day's best-ordered rows, as far down as leaves ``rank_size`` others (or the whole
+    day): asked of ``storage.tags.carrying`` in rounds of a doubling depth."""
+    import pandas as pd
+    from psycopg import sql
+
+    from coinmarket_assets.storage.tags import carrying
+
+    if not tags:
+        return []
+    query = sql.SQL(
+        """
+        SELECT trade_date, coin_id, place, day_rows FROM (
+            SELECT trade_date, coin_id,
+                row_number() OVER (PARTITION BY trade_date ORDER BY {order}) AS place,
+                count(*) OVER (PARTITION BY trade_date) AS day_rows
+            FROM period_returns p WHERE trade_date BETWEEN %(first)s AND %(last)s AND {members}
+        ) ordered
+        WHERE place > %(asked)s AND place <= %(depth)s
+        """
+    ).format(order=order, members=_members())
+    excluded: list[tuple[date, int]] = []
+    eligible: dict[date, int] = {}
+    open_days: set[date] | None = None  # days still short of rank_size eligible coins
+    asked, depth = 0, rank_size
+    while open_days is None or open_days:
+        params = {"first": first_day, "last": last_day, "top_n": top_n}
+        rows = conn.execute(query, params | {"asked": asked, "depth": depth}).fetchall()
+        pairs = pd.DataFrame(rows, columns=["trade_date", "coin_id", "place", "day_rows"])
+        if open_days is not None:
+            pairs = pairs[pairs["trade_date"].isin(open_days)]
+        hits = carrying(conn, pairs, tags).to_numpy(dtype=bool)
+        excluded += list(zip(pairs["trade_date"][hits], pairs["coin_id"][hits], strict=True))
+        for day, count in pairs[~hits].groupby("trade_date").size().items():
+            eligible[day] = eligible.get(day, 0) + int(count)
+        day_rows = dict(zip(pairs["trade_date"], pairs["day_rows"], strict=False))
+        open_days = {
+            day
+            for day, rows_of_day in day_rows.items()
+            if eligible.get(day, 0) < rank_size and rows_of_day > depth
+        }
+        asked, depth = depth, depth * 2
+    return excluded
 
 
 def _entry(values: Sequence[object]) -> str:
@@ -412,6 +505,7 @@ class RunScope:
     rank_size: int = 0  # rankings: the ranks of a day
     highest_first: bool = True  # rankings: whether rank 1 is the highest return
     top_n: int | None = None  # rankings with top:N: only each day's members are ranked
+    exclude_tags: Sequence[str] = ()  # rankings: coins carrying one that day are left out
 
 
 # A check's query: what it finds in the stored rows of a run's scope (None for a scheduled check).
@@ -476,7 +570,8 @@ CONSISTENT_WITH_RETURNS = Check(
     ("top_ranking", "bottom_ranking"),
     AssetCheckSeverity.ERROR,
     "Each of the run's days ranks exactly the rank-size highest (top) or lowest (bottom) "
-    "returns stored in period_returns that day (with top:N, among that day's members), ties by "
+    "returns stored in period_returns that day (with top:N, among that day's members; with "
+    "COINMARKET_EXCLUDE_TAGS, without the coins carrying one of those tags that day), ties by "
     "ticker, then coin id",
     lambda conn, s: ranking_mismatches(
         conn,
@@ -486,6 +581,7 @@ CONSISTENT_WITH_RETURNS = Check(
         s.rank_size,
         highest_first=s.highest_first,
         top_n=s.top_n,
+        exclude_tags=s.exclude_tags,
     ),
 )
 ONE_RANK_PER_COIN_AND_DAY = Check(

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 CANDLE_ASSET = "historical_trade_data"
 LISTINGS_ASSET = "historical_listings"
-# Computed from stored candles only: the daily tables (partitions.DAILY_TABLE_ASSETS) but the
-# two fetched from the source.
+# Computed from stored tables only: the daily tables (partitions.DAILY_TABLE_ASSETS) but the
+# three fetched from the source.
 STATISTICS_ASSETS = tuple(
-    table for table in DAILY_TABLES if table not in (CANDLE_ASSET, LISTINGS_ASSET)
+    table
+    for table in DAILY_TABLES
+    if table not in (CANDLE_ASSET, LISTINGS_ASSET, "global_metrics")
 )
 
 

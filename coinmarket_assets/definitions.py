@@ -3,8 +3,10 @@
 from dagster import Definitions
 
 from coinmarket_assets.assets.charts import ranked_coin_chart
+from coinmarket_assets.assets.global_metrics import global_metrics
 from coinmarket_assets.assets.listings import historical_listings
 from coinmarket_assets.assets.market_data import fresh_candles, historical_trade_data
+from coinmarket_assets.assets.market_index import market_index
 from coinmarket_assets.assets.metadata import currency_status
 from coinmarket_assets.assets.rankings import bottom_ranking, top_ranking
 from coinmarket_assets.assets.statistics import historical_rolling, period_returns
@@ -24,11 +26,13 @@ defs = Definitions(
     assets=[
         currency_status,
         historical_listings,
+        global_metrics,
         historical_trade_data,
         historical_rolling,
         period_returns,
         top_ranking,
         bottom_ranking,
+        market_index,
         ranked_coin_chart,
     ],
     asset_checks=[fresh_candles],

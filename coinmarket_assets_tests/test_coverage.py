@@ -500,10 +500,11 @@ def test_in_top_n_mode_one_top_n_run_fills_the_gaps_of_the_stored_listings_membe
     assert wider.run_key != request.run_key
 
 
-def test_statistics_assets_are_the_daily_tables_computed_from_stored_candles():
+def test_statistics_assets_are_the_daily_tables_computed_from_stored_tables():
     assert STATISTICS_ASSETS == (
         "historical_rolling",
         "period_returns",
+        "market_index",
         "top_ranking",
         "bottom_ranking",
     )

@@ -1,7 +1,9 @@
 """The read views of V0003 and V0004 (latest_market, daily_closes) on a materialized market,
-against pandas computations from the stored tables; test_universe covers universe_membership."""
+against pandas computations from the stored tables; V0005's latest_context on rows inserted here,
+against plain Python; test_universe covers universe_membership."""
 
 from collections.abc import Iterator
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -142,3 +144,85 @@ def test_the_views_answer_an_empty_database(database_url: str):
     assert _view("SELECT * FROM latest_market").empty
     assert _view("SELECT * FROM daily_closes").empty
     assert _view("SELECT * FROM universe_membership").empty
+    assert _view("SELECT * FROM latest_context").empty
+
+
+# global_metrics rows: (day, total_market_cap, total_volume_24h, btc_dominance, eth_dominance).
+METRICS = [
+    (date(2021, 5, 18), 2.41e12, 2.3e11, 42.1, 17.9),
+    (date(2021, 5, 20), 2.05e12, 3.1e11, None, 19.2),  # the newest day, without a dominance
+    (date(2021, 5, 19), 1.98e12, 4.6e11, 40.3, 18.5),
+]
+# market_index rows: (day, index_return), days apart and not in order, as a backfill leaves them.
+RETURNS = [
+    (date(2021, 5, 19), -0.1137),
+    (date(2021, 5, 14), 0.0213),
+    (date(2021, 5, 17), -0.0412),
+    (date(2021, 5, 13), 0.1),
+    (date(2021, 5, 18), -0.0581),
+]
+
+
+def _insert_context(metrics: list[tuple], returns: list[tuple[date, float]]) -> None:
+    with connect() as conn:
+        for day, cap, volume, btc, eth in metrics:
+            conn.execute(
+                "INSERT INTO global_metrics (trade_date, total_market_cap, total_volume_24h, "
+                "btc_dominance, eth_dominance, active_cryptocurrencies) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [day, cap, volume, btc, eth, 10_084],
+            )
+        for day, index_return in returns:
+            conn.execute(
+                "INSERT INTO market_index (trade_date, index_return, members, "
+                "top_weight_coin_id, top_weight) VALUES (%s, %s, 10, 1, 0.5)",
+                [day, index_return],
+            )
+
+
+def _index_level_in_python(returns: list[tuple[date, float]]) -> tuple[date, float]:
+    """1000 times (1 + r) multiplied day by day, oldest first, up to the newest day."""
+    level = 1.0
+    for _, index_return in sorted(returns):
+        level *= 1 + index_return
+    return max(day for day, _ in returns), 1000 * level
+
+
+def _latest_context() -> dict[str, object]:
+    (row,) = _view("SELECT * FROM latest_context").to_dict("records")
+    return {key: None if value is None or value != value else value for key, value in row.items()}
+
+
+def test_latest_context_is_the_newest_market_day_beside_the_newest_index_level(
+    database_url: str,
+):
+    _insert_context(METRICS, RETURNS)
+    newest = max(METRICS)
+    index_date, index_level = _index_level_in_python(RETURNS)
+    # The newest day's row as stored, its missing dominance included (not an older day's).
+    assert _latest_context() == {
+        "trade_date": newest[0],
+        "total_market_cap": newest[1],
+        "total_volume_24h": newest[2],
+        "btc_dominance": None,
+        "eth_dominance": newest[4],
+        "index_date": index_date,
+        "index_level": index_level,  # exactly: the same multiplications in the same order
+    }
+    assert index_date < newest[0]  # the index of 2021-05-20 is not stored: they differ
+
+
+@pytest.mark.parametrize(
+    ("metrics", "returns"), [(METRICS, []), ([], RETURNS)], ids=["metrics only", "index only"]
+)
+def test_latest_context_has_a_row_when_only_one_side_is_stored(
+    database_url: str, metrics: list[tuple], returns: list[tuple[date, float]]
+):
+    _insert_context(metrics, returns)
+    row = _latest_context()
+    assert (row["trade_date"] is None) == (not metrics)
+    assert (row["index_date"], row["index_level"]) == (
+        _index_level_in_python(returns) if returns else (None, None)
+    )
+    if metrics:
+        assert row["total_market_cap"] == max(METRICS)[1]

@@ -9,9 +9,10 @@ a day without coins is an empty list, and the coin map is one unpaged answer unl
 is given.
 """
 
+import math
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from coinmarket_testkit.market import (
@@ -40,6 +41,7 @@ from coinmarket_testkit.wire import (
     requested_coin,
     shuffled,
     status,
+    time_param,
     unix,
     utc_day,
 )
@@ -49,6 +51,7 @@ LISTING = "/v3/cryptocurrency/listing"
 HISTORICAL_LISTINGS = "/v3/cryptocurrency/listings/historical"
 MAP = "/v1/cryptocurrency/map"
 HISTORICAL = "/v3.1/cryptocurrency/historical"
+GLOBAL_METRICS = "/v3/global-metrics/quotes/historical"
 USD_CONVERT_ID = "2781"
 MAX_LISTING_PAGE = 5000
 # The data-api's supply and quote names of the historical listing's fields.
@@ -67,6 +70,7 @@ class HistoryLimits:
 
     max_days: int = 400
     honour_time_start: bool = False
+    global_max_quotes: int = 2200
 
 
 def answer(market: FakeMarket, path: str, query: dict[str, str], limits: HistoryLimits) -> Response:
@@ -76,6 +80,7 @@ def answer(market: FakeMarket, path: str, query: dict[str, str], limits: History
         HISTORICAL_LISTINGS: lambda: historical_listing(market, query),
         MAP: lambda: coin_map(market, query, default_limit=1_000_000),
         HISTORICAL: lambda: historical(market, query, limits),
+        GLOBAL_METRICS: lambda: global_metrics(market, query, limits.global_max_quotes),
     }
     if path not in handlers:
         return not_found(pro=False)
@@ -116,7 +121,7 @@ def historical_listing_entry(row: DayListing, day: date) -> Json:
         **{api: values[f] for f, api in SUPPLY_NAMES.items() if values.get(f) is not None},
         "lastUpdated": updated,
         "dateAdded": open_iso(row.first_day),
-        "tags": [],
+        "tags": list(row.coin.tags_on(day)),
         "isActive": 1,
         "quotes": [
             {
@@ -168,6 +173,78 @@ def _served_days(
     return market.served_days(coin, published, days[-max_days:], last)
 
 
+# The global metrics quote's figures outside and inside its ``quote`` (USD) entry.
+GLOBAL_MARKET_NAMES = {
+    "btc_dominance": "btcDominance",
+    "eth_dominance": "ethDominance",
+    "active_cryptocurrencies": "activeCryptocurrencies",
+    "active_exchanges": "activeExchanges",
+    "active_market_pairs": "activeMarketPairs",
+}
+GLOBAL_QUOTE_NAMES = {
+    "total_market_cap": "totalMarketCap",
+    "total_volume_24h": "totalVolume24H",
+    "altcoin_market_cap": "altcoinMarketCap",
+    "altcoin_volume_24h": "altcoinVolume24H",
+}
+
+
+def global_metrics(market: FakeMarket, query: dict[str, str], max_quotes: int) -> Json:
+    """The daily quotes stamped within timeStart..timeEnd (both included), oldest first, at most
+    the newest ``max_quotes``; the quote stamped D + 1 00:00 holds the market at the end of D."""
+    if query.get("interval", "1d") not in ("1d", "daily"):
+        raise BadParameter("interval")
+    if query.get("convertId", USD_CONVERT_ID) != USD_CONVERT_ID:
+        raise BadParameter("convertId")  # the fake quotes in USD only
+    time_start = time_param(query, "timeStart")
+    time_end = time_param(query, "timeEnd") or int(time.time())
+    stamps = [day + timedelta(days=1) for day in market.global_days()]
+    stamps = [s for s in stamps if (time_start is None or unix(s) >= time_start)]
+    stamps = [s for s in stamps if unix(s) <= time_end][-max_quotes:]
+    return {"quotes": [global_quote(s, market.global_metrics_on(s - timedelta(1))) for s in stamps]}
+
+
+def global_quote(stamp: date, figures: dict[str, Any]) -> Json:
+    """One quote in the real API's order of keys, plain scalars; a figure it has none of is 0,
+    a ``MISSING`` one absent. Reported volumes repeat the adjusted ones."""
+    moment, score = open_iso(stamp), unix(stamp)
+    names = GLOBAL_MARKET_NAMES | GLOBAL_QUOTE_NAMES
+    values = {names[name]: _wire(name, value) for name, value in figures.items()}
+    for volume in ("totalVolume24H", "altcoinVolume24H"):
+        if volume in values:
+            values[f"{volume}Reported"] = values[volume]
+    inner = [
+        "totalMarketCap",
+        "totalVolume24H",
+        "totalVolume24HReported",
+        "altcoinVolume24H",
+        "altcoinVolume24HReported",
+        "altcoinMarketCap",
+    ]
+    return {
+        "timestamp": moment,
+        "searchInterval": "1440",
+        **{api: values[api] for api in GLOBAL_MARKET_NAMES.values() if api in values},
+        "quote": [
+            {
+                "name": USD_CONVERT_ID,
+                "timestamp": moment,
+                **{api: values[api] for api in inner if api in values},
+                "originalScore": str(score + 120),
+            }
+        ],
+        "score": score * 1000,
+    }
+
+
+def _wire(name: str, value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return 0  # as CoinMarketCap sends a dominance it has none of
+    if name.startswith("active_") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def listing_entry(coin: Coin, rank: int, s: Summary) -> Json:
     updated = close_iso(s.last_day)
     entry: Json = {
@@ -188,6 +265,7 @@ def listing_entry(coin: Coin, rank: int, s: Summary) -> Json:
         "isActive": 1,
         "lastUpdated": updated,
         "dateAdded": open_iso(s.first_day),
+        "tags": list(coin.tags_on()),
         "quotes": [listing_quote(s, updated)],
     }
     if entry["maxSupply"] is None:

@@ -9,19 +9,29 @@ candle's market cap (ties by id), with price = close. A coin whose candles end b
 market's newest day is dead: listed until its last candle, inactive in the coin map. The
 current listing still shows dead coins at their last figures, so universes named by ticker keep
 resolving over markets whose coins end on different days.
+
+A coin's tags (CoinMarketCap tag slugs) come from its ``SyntheticCoin``; ``set_tags`` changes
+them from a day on, so a day's listing gives the tags the coin carried that day, and the current
+listing its newest tags.
 """
 
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from coinmarket_testkit.synthetic import FIELDS, SyntheticMarket
+from coinmarket_testkit.synthetic import (
+    FIELDS,
+    GLOBAL_METRICS_HEADER,
+    SyntheticMarket,
+    global_figures,
+)
 
 Day = date | datetime | str
 PRICE_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close"}
@@ -37,6 +47,10 @@ LISTING_FIELDS = (
     "total_supply",
     "max_supply",
 )
+
+
+# The figures of a day's global metrics quote (named as global_metrics' columns).
+GLOBAL_FIELDS = tuple(GLOBAL_METRICS_HEADER[1:])
 
 
 class Missing(Enum):
@@ -58,10 +72,20 @@ class Coin:
     slug: str
     candles: dict[date, dict[str, Any]]
     market_cap: float | None = None
+    # The tags from each day on (None: from the start), in the order they were set.
+    tag_changes: list[tuple[date | None, tuple[str, ...]]] = field(default_factory=list)
 
     @property
     def market_pairs(self) -> int:
         return 10 + self.coin_id % 90
+
+    def tags_on(self, day: date | None = None) -> tuple[str, ...]:
+        """The coin's tags on ``day`` (None: its newest tags)."""
+        found: tuple[str, ...] = ()
+        for since, tags in sorted(self.tag_changes, key=lambda change: change[0] or date.min):
+            if since is None or day is None or since <= day:
+                found = tags
+        return found
 
 
 @dataclass(frozen=True)
@@ -120,8 +144,11 @@ class FakeMarket:
         self._out_of_range = False
         self._unpublished_from: date | None = None
         self._listing_edits: dict[tuple[int, date], dict[str, Any]] = {}
+        self._global_edits: dict[date, dict[str, Any] | None] = {}  # None: no quote
         for coin in market.coins:
-            self.add_coin(coin.coin_id, coin.ticker, coin.name, coin.slug, coin.candles)
+            self.add_coin(
+                coin.coin_id, coin.ticker, coin.name, coin.slug, coin.candles, tags=coin.tags
+            )
 
     # -- data faults --------------------------------------------------------------------------
 
@@ -133,6 +160,7 @@ class FakeMarket:
         slug: str,
         candles: pd.DataFrame | None = None,
         market_cap: float | None = None,
+        tags: tuple[str, ...] = (),
     ) -> None:
         """List another coin (e.g. a second one with an existing symbol).
 
@@ -142,7 +170,10 @@ class FakeMarket:
         with self._lock:
             if coin_id in self._coins:
                 raise ValueError(f"coin id {coin_id} is already listed")
-            self._coins[coin_id] = Coin(coin_id, ticker, name, slug, rows, market_cap)
+            coin = Coin(coin_id, ticker, name, slug, rows, market_cap)
+            if tags:
+                coin.tag_changes.append((None, tuple(tags)))
+            self._coins[coin_id] = coin
 
     def delist(self, ticker: str | int) -> None:
         """Stop knowing a coin: it leaves the listings and its history answers
@@ -154,6 +185,14 @@ class FakeMarket:
         """Rank the coin by ``market_cap`` from now on."""
         with self._lock:
             self.coin(ticker).market_cap = market_cap
+
+    def set_tags(self, ticker: str | int, tags: tuple[str, ...], since: Day | None = None) -> None:
+        """The coin carries ``tags`` from ``since`` on (None: on every day)."""
+        with self._lock:
+            changes = self.coin(ticker).tag_changes
+            if since is None:
+                changes.clear()
+            changes.append((None if since is None else _day(since), tuple(tags)))
 
     def drop_day(self, ticker: str | int, day: Day) -> None:
         """Remove a candle: it is missing from every answer from now on."""
@@ -191,6 +230,23 @@ class FakeMarket:
         with self._lock:
             coin_id = self.coin(ticker).coin_id
             self._listing_edits.setdefault((coin_id, _day(day)), {})[field] = value
+
+    def corrupt_global_metrics(self, day: Day, field: str, value: Any) -> None:
+        """Send ``field`` (a ``GLOBAL_FIELDS`` name) of the figures of ``day`` (the quote stamped
+        the next midnight) as ``value`` (``MISSING`` omits it)."""
+        if field not in GLOBAL_FIELDS:
+            raise ValueError(
+                f"unknown global metrics field {field!r}; expected one of {GLOBAL_FIELDS}"
+            )
+        with self._lock:
+            edits = self._global_edits.setdefault(_day(day), {})
+            if edits is not None:
+                edits[field] = value
+
+    def drop_global_metrics(self, day: Day) -> None:
+        """Publish no global metrics quote for ``day`` (the one stamped the next midnight)."""
+        with self._lock:
+            self._global_edits[_day(day)] = None
 
     def unpublished_from(self, day: Day | None) -> None:
         """Withhold every candle on or after ``day`` (None publishes everything again)."""
@@ -272,6 +328,34 @@ class FakeMarket:
         values["change_24h"] = _day_change(coin, day, 1)
         values["change_7d"] = _day_change(coin, day, 7)
         return DayListing(coin, values, min(coin.candles))
+
+    def global_days(self) -> list[date]:
+        """The days whose figures are published (any coin has a candle; none withheld or
+        dropped), oldest first: the quote of day D is stamped D + 1 00:00 UTC."""
+        with self._lock:
+            cutoff = self._unpublished_from
+            days = {day for coin in self._coins.values() for day in coin.candles}
+            return sorted(
+                day
+                for day in days
+                if (cutoff is None or day < cutoff) and self._global_edits.get(day, {}) is not None
+            )
+
+    def global_metrics_on(self, day: date) -> dict[str, Any]:
+        """The market at the end of ``day`` by ``synthetic.global_figures`` (NaN where there is
+        no figure), edits of ``corrupt_global_metrics`` applied (a ``MISSING`` field absent)."""
+        with self._lock:
+            coins = [coin for coin in self._coins.values() if day in coin.candles]
+            candles = [coin.candles[day] for coin in coins]
+            caps = [[number(candle.get("market_cap")) for candle in candles]]
+            volumes = [[number(candle.get("volume")) for candle in candles]]
+            ids = np.array([coin.coin_id for coin in coins])
+            figures = global_figures(
+                pd.DatetimeIndex([day]), ids, np.array(caps), np.array(volumes)
+            ).iloc[0]
+            values = {name: figures[name].item() for name in GLOBAL_FIELDS}  # plain Python
+            values |= self._global_edits.get(day) or {}
+        return {name: value for name, value in values.items() if value is not MISSING}
 
     def coin_map(self) -> list[MapEntry]:
         """Every coin by id, dead ones (candles ending before the market's today) inactive."""

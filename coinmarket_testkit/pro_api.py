@@ -162,7 +162,7 @@ def historical_entry(row: DayListing, day: date) -> Json:
         **{name: values[name] for name in supplies if name in values},
         "last_updated": updated,
         "date_added": open_iso(row.first_day),
-        "tags": [],
+        "tags": list(row.coin.tags_on(day)),
         "platform": None,
         "quote": {
             "USD": {
@@ -192,6 +192,7 @@ def listing_entry(coin: Coin, rank: int, s: Summary) -> Json:
         "max_supply": s.max_supply(coin),
         "last_updated": updated,
         "date_added": open_iso(s.first_day),
+        "tags": list(coin.tags_on()),
         "quote": {
             "USD": {
                 "price": s.price,

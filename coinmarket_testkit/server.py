@@ -71,6 +71,7 @@ class FakeCoinMarketCap(FakeMarket, TransportFaults):
         self.pro_listings_allowed = pro_listings_allowed
         self.max_days = max_days
         self.honour_time_start = False
+        self.global_max_quotes = 2200  # global metrics quotes per answer (real cap unknown)
         self._stopping = threading.Event()
         self._log_lock = threading.Lock()
         self._records: list[RequestRecord] = []
@@ -183,7 +184,9 @@ class FakeCoinMarketCap(FakeMarket, TransportFaults):
 
     def _route(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Response:
         if path.startswith(data_api.PREFIX + "/"):
-            limits = data_api.HistoryLimits(self.max_days, self.honour_time_start)
+            limits = data_api.HistoryLimits(
+                self.max_days, self.honour_time_start, self.global_max_quotes
+            )
             return data_api.answer(self, path.removeprefix(data_api.PREFIX), query, limits)
         if path.startswith(pro_api.PREFIX + "/"):
             plan = pro_api.Plan(self.api_key, self.pro_ohlcv_allowed, self.pro_listings_allowed)

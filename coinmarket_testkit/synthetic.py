@@ -12,14 +12,19 @@ The whole market (thousands of coins, births over the years, dead coins, daily l
 ``write_csv`` writes a csv: source: ``coins.csv`` (with is_active, first_historical_day and
 last_historical_day unless ``life_columns`` is false), ``daily/<coin_id>.csv`` and
 ``listings.csv`` (each day's listed coins ranked by market cap, descending, ties by coin id;
-price = close; the best ``listing_depth`` per day, or all). 5,000 coins x 13 years (13.2M
+price = close; the best ``listing_depth`` per day, or all).
+
+Tags (CoinMarketCap's tag slugs, for COINMARKET_EXCLUDE_TAGS): ``SyntheticCoin.tags``, or
+``whole_market(..., tags={coin_id: ("stablecoin",)})``. coins.csv and listings.csv get a
+``tags`` column (';'-separated, the same every day) only when some coin has tags, so the files
+of untagged markets are unchanged. 5,000 coins x 13 years (13.2M
 candles, 4.7M listing rows at depth 1000): 85 s and 390 MB on two busy cores.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
@@ -30,6 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 FIELDS = ["open", "high", "low", "close", "volume", "market_cap"]
+STABLECOIN, WRAPPED_TOKENS = "stablecoin", "wrapped-tokens"  # real CoinMarketCap tag slugs
 
 
 @dataclass
@@ -40,10 +46,16 @@ class SyntheticCoin:
     ticker: str
     name: str
     candles: pd.DataFrame  # date (datetime64), FIELDS as floats
+    tags: tuple[str, ...] = ()  # CoinMarketCap tag slugs
 
     @property
     def slug(self) -> str:
         return self.name.lower().replace(" ", "-")
+
+
+def tag_cell(tags: tuple[str, ...]) -> str:
+    """A coin's tags as a csv cell: ';'-separated, empty when none."""
+    return ";".join(tags)
 
 
 @dataclass
@@ -55,9 +67,10 @@ class SyntheticMarket:
     @classmethod
     def from_csv(cls, directory: Path, tickers: list[str] | None = None) -> "SyntheticMarket":
         """A market read from a csv: source directory, so the test server can serve it."""
-        coins = pd.read_csv(directory / "coins.csv")
+        coins = pd.read_csv(directory / "coins.csv", keep_default_na=False)
         if tickers is not None:
             coins = coins[coins["ticker"].isin(tickers)]
+        tags = coins["tags"] if "tags" in coins else pd.Series("", index=coins.index)
         return cls(
             [
                 SyntheticCoin(
@@ -67,10 +80,25 @@ class SyntheticMarket:
                     pd.read_csv(
                         _daily_path(directory, row.coin_id, row.ticker), parse_dates=["date"]
                     ),
+                    tuple(tag for tag in str(cell).split(";") if tag),
                 )
-                for row in coins.itertuples()
+                for row, cell in zip(coins.itertuples(), tags, strict=True)
             ]
         )
+
+    def with_tags(self, tags: Mapping[str, tuple[str, ...]]) -> "SyntheticMarket":
+        """The same market, the coins named by ticker in ``tags`` carrying those tags."""
+        unknown = set(tags) - set(self.tickers)
+        if unknown:
+            raise KeyError(f"no coin with ticker {sorted(unknown)}")
+        return SyntheticMarket(
+            [replace(coin, tags=tuple(tags.get(coin.ticker, coin.tags))) for coin in self.coins]
+        )
+
+    @property
+    def tagged(self) -> bool:
+        """Whether some coin has tags (then the csv files get a ``tags`` column)."""
+        return any(coin.tags for coin in self.coins)
 
     @property
     def tickers(self) -> list[str]:
@@ -107,7 +135,8 @@ class SyntheticMarket:
         )
         candles["rank"] = candles.groupby("trade_date").cumcount() + 1
         names = {coin.coin_id: (coin.name, coin.slug) for coin in self.coins}
-        pd.DataFrame(
+        tags = {coin.coin_id: tag_cell(coin.tags) for coin in self.coins}
+        frame = pd.DataFrame(
             {
                 "date": candles["trade_date"].dt.strftime("%Y-%m-%d"),
                 "coin_id": candles["coin_id"],
@@ -120,18 +149,24 @@ class SyntheticMarket:
                 "volume_24h": candles["volume"],
                 **dict.fromkeys(["circulating_supply", "total_supply", "max_supply"], ""),
             }
-        ).to_csv(directory / "listings.csv", index=False)
+        )
+        if self.tagged:
+            frame["tags"] = [tags[coin_id] for coin_id in candles["coin_id"]]
+        frame.to_csv(directory / "listings.csv", index=False)
 
     def write_coins_csv(self, directory: Path) -> None:
         """``directory/coins.csv`` in the layout the csv: and html: sources read."""
-        pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "coin_id": [c.coin_id for c in self.coins],
                 "ticker": [c.ticker for c in self.coins],
                 "name": [c.name for c in self.coins],
                 "slug": [c.slug for c in self.coins],
             }
-        ).to_csv(directory / "coins.csv", index=False)
+        )
+        if self.tagged:
+            frame["tags"] = [tag_cell(c.tags) for c in self.coins]
+        frame.to_csv(directory / "coins.csv", index=False)
 
 
 def _daily_path(directory: Path, coin_id: int, ticker: str) -> Path:
@@ -240,6 +275,7 @@ class WholeMarket:
     listed: np.ndarray  # bool, days x coins
     supply: np.ndarray  # circulating supply, constant per coin
     max_supply: np.ndarray  # NaN where the coin has none
+    tags: dict[int, tuple[str, ...]] = field(default_factory=dict)  # by coin id; others none
 
     @property
     def days(self) -> int:
@@ -307,6 +343,8 @@ class WholeMarket:
                 "rank": pd.array(rank, dtype="Int64"),
             }
         )
+        if self.tags:
+            frame["tags"] = self._tag_cells().to_numpy(zero_copy_only=False)
         if not life_columns:
             return frame
         return frame.assign(
@@ -326,7 +364,8 @@ class WholeMarket:
             for _ in pool.map(partial(self._write_daily, directory), range(len(self.coin_ids))):
                 pass
         with (directory / "listings.csv").open("wb") as file:
-            file.write((",".join(LISTINGS_HEADER) + "\n").encode())
+            header = [*LISTINGS_HEADER, "tags"] if self.tags else LISTINGS_HEADER
+            file.write((",".join(header) + "\n").encode())
             for chunk in self._listing_chunks(listing_depth):
                 pa_csv.write_csv(chunk, file, pa_csv.WriteOptions(include_header=False))
 
@@ -334,7 +373,13 @@ class WholeMarket:
         """The same coins as a ``SyntheticMarket`` (for the test server; small markets)."""
         return SyntheticMarket(
             [
-                SyntheticCoin(int(coin_id), str(ticker), name, self.candles(i))
+                SyntheticCoin(
+                    int(coin_id),
+                    str(ticker),
+                    name,
+                    self.candles(i),
+                    self.tags.get(int(coin_id), ()),
+                )
                 for i, (coin_id, ticker, name) in enumerate(
                     zip(self.coin_ids, self.tickers, self.names, strict=True)
                 )
@@ -352,9 +397,14 @@ class WholeMarket:
         epoch_day = (self.first_day - date(1970, 1, 1)).days
         return pa.array((day + epoch_day).astype(np.int32)).cast(pa.date32())
 
+    def _tag_cells(self) -> pa.Array:
+        """Each coin's tags as a csv cell, in coin order (empty: none)."""
+        return pa.array([tag_cell(self.tags.get(int(c), ())) for c in self.coin_ids])
+
     def _listing_chunks(self, depth: int | None) -> Iterator[pa.Table]:
         names, slugs = pa.array(self.names), pa.array(self.slugs)
         tickers = pa.array(self.tickers.tolist())
+        tags = self._tag_cells() if self.tags else None
         for start in range(0, self.days, _LISTING_CHUNK_DAYS):
             day, coin, rank = self._ranked(
                 start, min(start + _LISTING_CHUNK_DAYS, self.days), depth
@@ -362,6 +412,7 @@ class WholeMarket:
             price = self.closes[day, coin]
             market_cap = price * self.supply[coin]
             take = pa.array(coin)
+            tagged = {"tags": tags.take(take)} if tags is not None else {}
             yield pa.table(
                 {
                     "date": self._arrow_dates(day),
@@ -377,6 +428,7 @@ class WholeMarket:
                     "total_supply": self.supply[coin] * 1.25,
                     "max_supply": pa.array(self.max_supply[coin], from_pandas=True),
                 }
+                | tagged
             )
 
     def _ranked(
@@ -406,11 +458,13 @@ def whole_market(
     gap_share: float = 0.0,
     born_at_start: float = 0.2,
     first_id: int = 1,
+    tags: Mapping[int, tuple[str, ...]] | None = None,
 ) -> WholeMarket:
     """A market of ``coins`` coins over ``days`` days: ``born_at_start`` of them listed from
     the first day, the others born uniformly over the first nine tenths of the period;
     ``dying_share`` of them die (no candle after a day before the last); ``gap_share`` of a
-    coin's days between its first and last are missing (0: candles continuous while alive)."""
+    coin's days between its first and last are missing (0: candles continuous while alive);
+    ``tags`` gives coins (by id) CoinMarketCap tags, in coins.csv and every listing row."""
     rng = np.random.default_rng(seed)
     births = np.where(
         rng.random(coins) < born_at_start, 0, rng.integers(0, max(1, days * 9 // 10), coins)
@@ -436,6 +490,7 @@ def whole_market(
         listed=listed,
         supply=np.round(rng.lognormal(18.0, 2.0, coins)),
         max_supply=np.where(rng.random(coins) < 0.5, np.nan, np.round(rng.lognormal(20, 2, coins))),
+        tags={int(coin_id): tuple(found) for coin_id, found in (tags or {}).items()},
     )
 
 
@@ -501,3 +556,90 @@ def _write_csv(path: Path, table: pa.Table) -> None:
     with path.open("wb") as file:
         file.write((",".join(table.column_names) + "\n").encode())
         pa_csv.write_csv(table, file, pa_csv.WriteOptions(include_header=False))
+
+
+# -- the whole market's figures of each day (global_metrics.csv, the test server's quotes) --------
+
+BITCOIN_ID, ETHER_ID = 1, 1027  # CoinMarketCap's ids: dominance is these coins' share
+GLOBAL_METRICS_HEADER = [
+    "date",
+    "total_market_cap",
+    "total_volume_24h",
+    "altcoin_market_cap",
+    "altcoin_volume_24h",
+    "btc_dominance",
+    "eth_dominance",
+    "active_cryptocurrencies",
+    "active_exchanges",
+    "active_market_pairs",
+]
+
+
+def global_figures(
+    dates: pd.DatetimeIndex, coin_ids: np.ndarray, caps: np.ndarray, volumes: np.ndarray
+) -> pd.DataFrame:
+    """The figures of each day (``GLOBAL_METRICS_HEADER``) from its days x coins market caps and
+    volumes (NaN where a coin has no candle); days without a coin are left out.
+
+    Totals sum the coins with a candle; dominance is coin 1's (Bitcoin) or 1027's (Ether) share
+    of the total in %, rounded to 4 decimals as CoinMarketCap publishes it, NaN when that coin
+    has no candle; altcoin figures are the totals less Bitcoin's; market pairs sum each coin's
+    10 + id % 90 (the server's ``Coin.market_pairs``); exchanges are 400 + the day of the month.
+    """
+    listed = ~np.isnan(caps)
+    total_cap, total_volume = np.nansum(caps, axis=1), np.nansum(volumes, axis=1)
+
+    def of(coin_id: int, values: np.ndarray) -> np.ndarray:
+        at = np.flatnonzero(coin_ids == coin_id)
+        return values[:, at[0]] if len(at) else np.full(len(dates), np.nan)
+
+    def share(coin_id: int) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.round(np.where(total_cap > 0, 100 * of(coin_id, caps) / total_cap, np.nan), 4)
+
+    frame = pd.DataFrame(
+        {
+            "date": dates,
+            "total_market_cap": total_cap,
+            "total_volume_24h": total_volume,
+            "altcoin_market_cap": total_cap - np.nan_to_num(of(BITCOIN_ID, caps)),
+            "altcoin_volume_24h": total_volume - np.nan_to_num(of(BITCOIN_ID, volumes)),
+            "btc_dominance": share(BITCOIN_ID),
+            "eth_dominance": share(ETHER_ID),
+            "active_cryptocurrencies": listed.sum(axis=1),
+            "active_exchanges": 400 + pd.DatetimeIndex(dates).day.to_numpy(),
+            "active_market_pairs": (listed * (10 + coin_ids % 90)).sum(axis=1),
+        }
+    )
+    return frame[listed.any(axis=1)].reset_index(drop=True)
+
+
+def market_global_metrics(market: SyntheticMarket) -> pd.DataFrame:
+    """``global_figures`` of every day of ``market``."""
+    candles = market.candles()
+    caps = candles.pivot(index="trade_date", columns="coin_id", values="market_cap")
+    volumes = candles.pivot(index="trade_date", columns="coin_id", values="volume")
+    days = pd.date_range(caps.index.min(), caps.index.max(), freq="D")
+    caps, volumes = caps.reindex(days), volumes.reindex(index=days, columns=caps.columns)
+    return global_figures(days, caps.columns.to_numpy(), caps.to_numpy(), volumes.to_numpy())
+
+
+def whole_market_global_metrics(market: WholeMarket) -> pd.DataFrame:
+    """``global_figures`` of every day of a whole market, computed by blocks of days."""
+    frames = []
+    coin = np.arange(len(market.coin_ids))[None, :]
+    for start in range(0, market.days, _LISTING_CHUNK_DAYS):
+        day = np.arange(start, min(start + _LISTING_CHUNK_DAYS, market.days))[:, None]
+        caps = market.closes[day[:, 0]] * market.supply
+        volumes = _volume(market.seed, caps, day, coin)
+        unlisted = ~market.listed[day[:, 0]]
+        caps[unlisted], volumes[unlisted] = np.nan, np.nan
+        frames.append(global_figures(market.dates(day[:, 0]), market.coin_ids, caps, volumes))
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_global_metrics_csv(directory: Path, metrics: pd.DataFrame) -> None:
+    """``directory/global_metrics.csv`` of ``market_global_metrics`` (or
+    ``whole_market_global_metrics``): floats in shortest round-trip form, NaN as empty."""
+    frame = metrics[GLOBAL_METRICS_HEADER].assign(date=metrics["date"].dt.date)
+    _write_csv(directory / "global_metrics.csv", pa.Table.from_pandas(frame, preserve_index=False))

@@ -21,15 +21,13 @@ from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings
 from coinmarket_assets.sources.base import (
-    CANDLE_COLUMNS,
-    CANDLE_FIELDS,
     CandleNotPublishedError,
     Coin,
     MissingCandlesError,
 )
 from coinmarket_assets.storage import universe
 from coinmarket_assets.storage.database import connect
-from coinmarket_assets.storage.io_manager import CoinRows
+from coinmarket_assets.storage.io_manager import FrameStream
 
 if TYPE_CHECKING:
     from coinmarket_assets.sources.validation import CheckedCandles
@@ -39,15 +37,13 @@ NOT_PUBLISHED_RETRIES = 6
 NOT_PUBLISHED_WAIT_SECONDS = 600
 
 
-@dataclass
-class _Fetched:
-    """What a run fetched: candles of its days, lookback candles before them, their coins."""
+@dataclass(frozen=True)
+class _Plan:
+    """Which coins a run fetches over which days: groups of coins sharing a window."""
 
-    candles: Frame
     coin_ids: list[int]
-    skipped: list[str]
-    before: Frame | None = None
-    metadata: dict[str, object] = field(default_factory=dict)
+    groups: list[tuple[tuple[date, date], list[Coin]]]
+    lookback_coins: int | None = None  # top:N only: members whose window starts early
 
 
 @daily_table_asset(
@@ -59,102 +55,108 @@ def historical_trade_data(
     context: AssetExecutionContext,
     source: MarketDataSourceResource,
     pipeline_settings: PipelineSettingsResource,
-) -> Iterator[Output[CoinRows] | AssetCheckResult]:
+) -> Iterator[Output[FrameStream] | AssetCheckResult]:
     """Daily OHLCV candles and market cap per coin; partition D is the candle of UTC day D.
 
     With COINMARKET_TICKERS=top:N: every coin that is a member on a day of the run, on the
     run's days it is listed, and the 300 days before its first member day when its candle of
     the day before the run is not stored (inserted where no candle is stored). A coin has no
-    candle after its last listed day: a dead coin is not an error.
+    candle after its last listed day: a dead coin is not an error. Coins are fetched and
+    written COINMARKET_BATCH_COINS at a time, in one transaction.
     """
     settings = pipeline_settings.settings
     first_day, last_day = run_days(context)
-    try:
-        if settings.point_in_time_top is None:
-            fetched = _fetch_universe(context, source, settings, first_day, last_day)
-        else:
-            fetched = _fetch_members(context, source, settings, first_day, last_day)
-    except CandleNotPublishedError as error:
-        context.log.warning(str(error))
-        raise RetryRequested(
-            max_retries=NOT_PUBLISHED_RETRIES, seconds_to_wait=NOT_PUBLISHED_WAIT_SECONDS
-        ) from error
-    provenance = {"source": source.source.name, "fetched_at": datetime.now(UTC)}
-    before = None if fetched.before is None else fetched.before.assign(**provenance)
-    bad_rows = checks.CheckOutcome(
-        f"{len(fetched.skipped)} invalid candles of the run's days left out",
-        len(fetched.skipped),
-        fetched.skipped[: checks.LISTED],
-    )
+    if settings.point_in_time_top is None:
+        with source.exclusive(context):
+            coins = source.universe(settings)
+        plan = _Plan([coin.coin_id for coin in coins], [((first_day, last_day), coins)])
+    else:
+        plan = _member_plan(first_day, last_day, settings.point_in_time_top)
+    fetch = _CandleFetch(context, source, settings, plan, first_day)
     yield Output(
-        CoinRows(fetched.candles.assign(**provenance), fetched.coin_ids, before=before),
-        metadata={
-            "settings": MetadataValue.json(settings.as_metadata()),
-            "run_bad_rows_skipped": len(fetched.skipped),
-            "bad_rows": MetadataValue.md(bad_rows.markdown()),
-            **fetched.metadata,
-        },
+        FrameStream(fetch.batches, plan.coin_ids, lookback=True, summary=fetch.summary),
+        metadata={"settings": MetadataValue.json(settings.as_metadata())},
     )
-    yield checks.result(checks.NO_BAD_ROWS, bad_rows)
+    yield checks.result(checks.NO_BAD_ROWS, fetch.bad_rows())
     # The IO manager committed the run's days when the output was yielded: check what is stored.
     yield from checks.evaluate_stored(
-        checks.RunScope("historical_trade_data", first_day, last_day, fetched.coin_ids)
+        checks.RunScope("historical_trade_data", first_day, last_day, plan.coin_ids)
     )
 
 
-def _fetch_universe(
-    context: AssetExecutionContext,
-    source: MarketDataSourceResource,
-    settings: Settings,
-    first_day: date,
-    last_day: date,
-) -> _Fetched:
-    """The candles of the universe the settings name (tickers, or today's top coins)."""
-    with source.exclusive(context):
-        coins = source.universe(settings)
-        checked = source.source.checked_candles(
-            coins, first_day, last_day, skip_bad_rows=settings.on_bad_rows == "skip"
+@dataclass
+class _CandleFetch:
+    """The plan's candles, fetched and written batch by batch (the IO manager consumes
+    ``batches``); what was skipped is known once they are consumed."""
+
+    context: AssetExecutionContext
+    source: MarketDataSourceResource
+    settings: Settings
+    plan: _Plan
+    first_day: date
+    skipped: list[str] = field(default_factory=list)
+    fetched: set[int] = field(default_factory=set)
+    lookback_candles: int = 0
+
+    def batches(self) -> Iterator[Frame]:
+        self.skipped, self.fetched, self.lookback_candles = [], set(), 0
+        provenance = {"source": self.source.source.name, "fetched_at": datetime.now(UTC)}
+        size = self.settings.batch_coins
+        try:
+            with self.source.exclusive(self.context):
+                for (lo, hi), group in self.plan.groups:
+                    for start in range(0, len(group), size):
+                        candles = self._fetch(group[start : start + size], lo, hi)
+                        if candles is not None:
+                            yield candles.assign(**provenance)
+        except CandleNotPublishedError as error:
+            self.context.log.warning(str(error))
+            raise RetryRequested(
+                max_retries=NOT_PUBLISHED_RETRIES, seconds_to_wait=NOT_PUBLISHED_WAIT_SECONDS
+            ) from error
+
+    def _fetch(self, coins: list[Coin], first_day: date, last_day: date) -> Frame | None:
+        import pandas as pd
+
+        context, source, settings = self.context, self.source, self.settings
+        checked = _group_candles(context, source, coins, first_day, last_day, settings)
+        if checked is None:
+            return None
+        self.skipped += checked.skipped
+        self.fetched.update(checked.candles["coin_id"])
+        early = checked.candles["trade_date"] < pd.Timestamp(self.first_day)
+        self.lookback_candles += int(early.sum())
+        return checked.candles
+
+    def bad_rows(self) -> checks.CheckOutcome:
+        return checks.CheckOutcome(
+            f"{len(self.skipped)} invalid candles of the run's days left out",
+            len(self.skipped),
+            self.skipped[: checks.LISTED],
         )
-    return _Fetched(checked.candles, [coin.coin_id for coin in coins], checked.skipped)
+
+    def summary(self) -> dict[str, object]:
+        metadata: dict[str, object] = {
+            "run_bad_rows_skipped": len(self.skipped),
+            "bad_rows": MetadataValue.md(self.bad_rows().markdown()),
+        }
+        if self.plan.lookback_coins is not None:
+            metadata |= {
+                "run_members": len(self.plan.coin_ids),
+                "run_lookback_coins": self.plan.lookback_coins,
+                "run_lookback_candles": self.lookback_candles,
+                "run_members_without_candles": len(set(self.plan.coin_ids) - self.fetched),
+            }
+        return metadata
 
 
-def _fetch_members(
-    context: AssetExecutionContext,
-    source: MarketDataSourceResource,
-    settings: Settings,
-    first_day: date,
-    last_day: date,
-) -> _Fetched:
-    """The candles of the run's members (top:N of the stored listings), each over its window
+def _member_plan(first_day: date, last_day: date, top_n: int) -> _Plan:
+    """The run's members (top:N of the stored listings), each over its window
     (``universe.fetch_window``); coins with the same window are fetched together."""
-    import pandas as pd
-
-    top_n = settings.point_in_time_top
-    assert top_n is not None
     coins, windows = _member_windows(first_day, last_day, top_n)
-    frames, skipped = [], []
-    with source.exclusive(context):
-        for (lo, hi), group in sorted(_by_window(coins, windows).items()):
-            checked = _group_candles(context, source, group, lo, hi, settings)
-            if checked is not None:
-                frames.append(checked.candles)
-                skipped += checked.skipped
-    candles = pd.concat(frames, ignore_index=True) if frames else _no_candles()
-    early = candles["trade_date"] < pd.Timestamp(first_day)
-    fetched_ids = set(candles["coin_id"])
-    lookback = [coin.coin_id for coin in coins if windows[coin.coin_id][0] < first_day]
-    return _Fetched(
-        candles[~early].reset_index(drop=True),
-        sorted(windows),
-        skipped,
-        before=candles[early].reset_index(drop=True),
-        metadata={
-            "run_members": len(windows),
-            "run_lookback_coins": len(lookback),
-            "run_lookback_candles": int(early.sum()),
-            "run_members_without_candles": len(set(windows) - fetched_ids),
-        },
-    )
+    groups = sorted(_by_window(coins, windows).items(), key=lambda item: item[0])
+    lookback = sum(1 for window in windows.values() if window[0] < first_day)
+    return _Plan(sorted(windows), groups, lookback_coins=lookback)
 
 
 def _group_candles(
@@ -213,15 +215,6 @@ def _by_window(
     for coin in coins:
         groups.setdefault(windows[coin.coin_id], []).append(coin)
     return groups
-
-
-def _no_candles() -> Frame:
-    import pandas as pd
-
-    return pd.DataFrame(columns=CANDLE_COLUMNS).astype(
-        {"coin_id": "int64", "trade_date": "datetime64[ns]"}
-        | dict.fromkeys(CANDLE_FIELDS, "float64")
-    )
 
 
 fresh_candles = checks.scheduled_check(checks.FRESH_CANDLES)

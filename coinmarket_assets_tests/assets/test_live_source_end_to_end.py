@@ -141,9 +141,11 @@ def test_a_coin_delisted_mid_backfill_fails_the_run_naming_it_and_keeps_stored_d
     assert not result.success
     message = failure_messages(result)
     assert "BETA" in message and "2020-02-01..2020-07-18" in message
-    # The listing step ran before the candles and stored its days; no other table changed.
+    # The listing and global-metrics steps (context, not candles) stored their days; no other
+    # table changed.
     after = dump_all(database_url)
     assert after.pop("historical_listings") != before.pop("historical_listings")
+    assert after.pop("global_metrics") != before.pop("global_metrics")
     assert after == before
 
 

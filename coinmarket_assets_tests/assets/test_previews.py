@@ -16,7 +16,11 @@ from coinmarket_assets_tests.dagster_runs import PARTITIONED_ASSETS, read_table
 from coinmarket_assets_tests.hostile_secrets import with_password
 from coinmarket_assets_tests.reference import ranking_reference
 from coinmarket_testkit.server import FakeCoinMarketCap
-from coinmarket_testkit.synthetic import SyntheticMarket
+from coinmarket_testkit.synthetic import (
+    SyntheticMarket,
+    market_global_metrics,
+    write_global_metrics_csv,
+)
 
 DB_PASSWORD = "db-Secret-5150"
 API_KEY = "cmc-Secret-7777"
@@ -78,8 +82,10 @@ def _table_rows(markdown: str) -> list[tuple[int, str, int, str]]:
 
 @pytest.fixture
 def with_listings(csv_source: Path, market: SyntheticMarket) -> Path:
-    """The csv source with its daily listings, so that every daily table gets rows."""
+    """The csv source with its daily listings and global metrics, so that every daily table
+    gets rows."""
     market.write_listings_csv(csv_source)
+    write_global_metrics_csv(csv_source, market_global_metrics(market))
     return csv_source
 
 
@@ -144,7 +150,12 @@ def test_every_table_write_logs_one_line_with_its_counts_and_no_credentials(
         assert write["replaced"] == "0"
         assert float(write["seconds"]) >= 0
     reads = _fields(day_messages, "table_read")
-    assert {r["table"] for r in reads} == {"historical_trade_data", "period_returns"}
+    # market_index reads the listings too (by narrow queries, logged as a batched input).
+    assert {r["table"] for r in reads} == {
+        "historical_listings",
+        "historical_trade_data",
+        "period_returns",
+    }
 
     assert _mentions(day_messages, "event=table_write")  # the search sees the log lines
     assert not _mentions(status_messages + day_messages, DB_PASSWORD)

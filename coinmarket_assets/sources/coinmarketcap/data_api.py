@@ -10,6 +10,7 @@ import pandas as pd
 
 from coinmarket_assets.sources.base import CANDLE_FIELDS
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient
+from coinmarket_assets.sources.coinmarketcap.listings import wire_tags
 from coinmarket_assets.sources.validation import InvalidCandlesError
 
 LISTING_PAGE = 5000
@@ -66,6 +67,7 @@ _LISTING_ROW = [
     "market_cap",
     "last_update",
     "date_added",
+    "tags",
 ]
 
 
@@ -80,6 +82,7 @@ def _listing_row(entry: dict[str, Any]) -> dict[str, Any]:
         "market_cap": usd.get("marketCap"),
         "last_update": entry.get("lastUpdated"),
         "date_added": entry.get("dateAdded"),
+        "tags": wire_tags(entry.get("tags")),
     }
 
 
@@ -139,6 +142,7 @@ def _historical_row(entry: dict[str, Any], day: date) -> dict[str, Any]:
         "circulating_supply": entry.get("circulatingSupply"),
         "total_supply": entry.get("totalSupply"),
         "max_supply": entry.get("maxSupply"),
+        "tags": wire_tags(entry.get("tags")),  # a list of slugs
     }
 
 

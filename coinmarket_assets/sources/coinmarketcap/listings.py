@@ -6,7 +6,12 @@ from typing import Any
 
 import pandas as pd
 
-from coinmarket_assets.sources.base import HISTORICAL_LISTING_COLUMNS, STATUS_COLUMNS, SourceError
+from coinmarket_assets.sources.base import (
+    HISTORICAL_LISTING_COLUMNS,
+    STATUS_COLUMNS,
+    SourceError,
+    tag_text,
+)
 from coinmarket_assets.sources.validation import check_listing_ranks, check_listing_values
 
 
@@ -20,6 +25,16 @@ def checked_listing(rows: list[dict[str, Any]], day: date, depth: int) -> pd.Dat
     # Every row's id and rank are checked before the cut: they decide which rows stay.
     ranked = check_listing_ranks(frame, where)
     return check_listing_values(ranked.head(depth), where).reset_index(drop=True)
+
+
+def wire_tags(raw: object) -> str | None:
+    """A listing entry's ``tags`` as stored (``tag_text``): both APIs send a list of slugs; an
+    object with a ``slug`` (the shape of the detail endpoint's tags) counts by its slug. None
+    when absent or empty."""
+    if not isinstance(raw, list):
+        return None
+    slugs = (tag.get("slug") if isinstance(tag, dict) else tag for tag in raw)
+    return tag_text([slug for slug in slugs if isinstance(slug, str)])
 
 
 def no_listings() -> pd.DataFrame:

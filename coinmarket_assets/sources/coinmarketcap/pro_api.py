@@ -13,6 +13,7 @@ from coinmarket_assets.sources.coinmarketcap.data_api import (
     fetch_pages,
     first_by_rank,
 )
+from coinmarket_assets.sources.coinmarketcap.listings import wire_tags
 
 PAGE = 5000
 PLAN_REFUSED = "1006"  # "Your API Key subscription plan doesn't support this endpoint."
@@ -24,7 +25,7 @@ def _get(client: ApiClient, path: str, params: dict[str, Any]) -> Any:
 
 
 def fetch_listing(client: ApiClient, page_size: int = PAGE) -> pd.DataFrame:
-    """Every coin of the map once, with market cap and dates from the latest listings."""
+    """Every coin of the map once, with market cap, dates and tags from the latest listings."""
     coins = _get(client, "/v1/cryptocurrency/map", {"listing_status": "active"})
     entries: list[dict[str, Any]] = []
     while True:
@@ -51,6 +52,7 @@ def fetch_listing(client: ApiClient, page_size: int = PAGE) -> pd.DataFrame:
                 "market_cap": usd.get("market_cap"),
                 "last_update": entry.get("last_updated"),
                 "date_added": entry.get("date_added") or coin.get("first_historical_data"),
+                "tags": wire_tags(entry.get("tags")),
             }
         )
     return pd.DataFrame(rows)
@@ -86,6 +88,7 @@ def _historical_row(entry: dict[str, Any], day: date) -> dict[str, Any]:
         "circulating_supply": entry.get("circulating_supply"),
         "total_supply": entry.get("total_supply"),
         "max_supply": entry.get("max_supply"),
+        "tags": wire_tags(entry.get("tags")),  # a list of strings (slugs)
     }
 
 

@@ -16,7 +16,7 @@ from coinmarket_assets.sources.base import (
     MarketDataSource,
     SourceError,
 )
-from coinmarket_assets.sources.coinmarketcap import data_api, pro_api
+from coinmarket_assets.sources.coinmarketcap import data_api, global_metrics, pro_api
 from coinmarket_assets.sources.coinmarketcap.client import ApiClient, ApiError
 from coinmarket_assets.sources.coinmarketcap.listings import checked_listing, map_frame, no_listings
 from coinmarket_assets.sources.coinmarketcap.settings import ClientSettings
@@ -58,7 +58,8 @@ class CoinMarketCapSource(MarketDataSource):
 
     @cached_property
     def _coin_map(self) -> pd.DataFrame:
-        """The map, with the current listing's rank, market cap and time where it lists a coin."""
+        """The map, with the current listing's rank, market cap, time and tags where it lists a
+        coin (the map has no tags)."""
         if self.client.settings.api_key:
             entries = pro_api.fetch_coin_map(self.client)
         else:
@@ -69,6 +70,7 @@ class CoinMarketCapSource(MarketDataSource):
         coins["rank"] = listed["rank"].fillna(coins["rank"]).astype("Int64")
         coins["market_cap"] = pd.to_numeric(listed["market_cap"], errors="coerce")
         coins["last_update"] = listed["last_update"]
+        coins["tags"] = listed["tags"].astype("object").where(listed["tags"].notna(), None)
         return coins.reset_index()[STATUS_COLUMNS]
 
     def coin_map(self) -> pd.DataFrame:
@@ -85,6 +87,10 @@ class CoinMarketCapSource(MarketDataSource):
         )
         status[names.columns] = status[names.columns].fillna(names)
         return status.reset_index()[STATUS_COLUMNS]
+
+    def global_metrics(self, first_day: date, last_day: date) -> pd.DataFrame:
+        """From the data-api, with or without a key (the Pro API's is not in its free plan)."""
+        return global_metrics.fetch_global_metrics(self.client, first_day, last_day)
 
     def historical_listings(self, first_day: date, last_day: date, depth: int) -> pd.DataFrame:
         days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]

@@ -13,7 +13,8 @@ def reference_listings(
     market: SyntheticMarket, first: date, last: date, depth: int
 ) -> pd.DataFrame:
     """Each day's coins with a candle that day, by market cap descending (ties by id), the
-    ``depth`` first: price is the close, supplies follow from market cap and close."""
+    ``depth`` first: price is the close, supplies follow from market cap and close; tags as
+    stored (sorted, ';'-joined, None when none)."""
     rows = []
     day = first
     while day <= last:
@@ -39,6 +40,7 @@ def reference_listings(
                     "circulating_supply": supply,
                     "total_supply": supply,
                     "max_supply": math.nan if coin.coin_id % 2 == 0 else 2 * supply,
+                    "tags": ";".join(sorted({tag.lower() for tag in coin.tags})) or None,
                 }
             )
         day += timedelta(days=1)

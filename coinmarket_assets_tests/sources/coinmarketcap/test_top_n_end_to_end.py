@@ -181,7 +181,7 @@ def test_the_listings_are_stored_to_the_depth_as_the_market_ranked_each_day(back
     rows = _query(
         backfill.url,
         "SELECT trade_date, coin_id, ticker, coin_name, slug, rank, price, market_cap, "
-        "volume_24h, circulating_supply, total_supply, max_supply FROM historical_listings "
+        "volume_24h, circulating_supply, total_supply, max_supply, tags FROM historical_listings "
         "ORDER BY trade_date, rank",
     )
     expected = [
