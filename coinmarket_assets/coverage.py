@@ -22,9 +22,7 @@ LISTINGS_ASSET = "historical_listings"
 # Computed from stored tables only: the daily tables (partitions.DAILY_TABLE_ASSETS) but the
 # three fetched from the source.
 STATISTICS_ASSETS = tuple(
-    table
-    for table in DAILY_TABLES
-    if table not in (CANDLE_ASSET, LISTINGS_ASSET, "global_metrics")
+    table for table in DAILY_TABLES if table not in (CANDLE_ASSET, LISTINGS_ASSET, "global_metrics")
 )
 
 
