@@ -15,7 +15,6 @@ from coinmarket_assets.frames import Frame
 from coinmarket_assets.partitions import daily_table_asset, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings
-from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 from coinmarket_assets.storage.io_manager import TableBatches
 
 # Days without a member are named in the metadata, up to this many.
@@ -137,28 +136,20 @@ def _cut_candidates(
     return pd.concat(found, ignore_index=True)
 
 
-@retry_on_lost_connection
 def _listed(listings: TableBatches, limits: Mapping[date, int], tags: Sequence[str]) -> Frame:
     """The listing rows of the days ranked down to each day's limit, with ``excluded``."""
     import pandas as pd
 
-    from coinmarket_assets.storage.tags import carrying
+    from coinmarket_assets.storage.tags import carrying_stored
 
-    listings.check_lock()
-    with connect(listings.url) as conn:
-        found = conn.execute(
-            _LISTED, {"days": list(limits), "limits": list(limits.values())}
-        ).fetchall()
-        rows = pd.DataFrame(found, columns=["trade_date", "coin_id", "rank", "market_cap"])
-        rows = rows.astype(
-            {"trade_date": "datetime64[us]", "coin_id": "int64", "rank": "int64"}
-        ).astype({"market_cap": "float64"})
-        rows["excluded"] = carrying(conn, rows[["trade_date", "coin_id"]], tags).to_numpy(bool)
-    _count(listings, len(rows))
+    found = listings.query(_LISTED, {"days": list(limits), "limits": list(limits.values())})
+    rows = pd.DataFrame(found, columns=["trade_date", "coin_id", "rank", "market_cap"])
+    rows = rows.astype({"trade_date": "datetime64[us]", "coin_id": "int64", "rank": "int64"})
+    rows = rows.astype({"market_cap": "float64"})
+    rows["excluded"] = carrying_stored(rows[["trade_date", "coin_id"]], tags).to_numpy(bool)
     return rows
 
 
-@retry_on_lost_connection
 def _closes(candles: TableBatches, cut: Frame) -> Frame:
     """The stored closes of each ``cut`` coin (``coin_id``) on its listing day (``trade_date``)
     and the day after."""
@@ -166,24 +157,10 @@ def _closes(candles: TableBatches, cut: Frame) -> Frame:
 
     coin_ids = [int(coin) for coin in cut["coin_id"]]
     days = [day.date() for day in cut["trade_date"]]
-    candles.check_lock()
-    with connect(candles.url) as conn:
-        found = conn.execute(
-            _CLOSES,
-            {
-                "coins": coin_ids * 2,
-                "days": days + [day + timedelta(days=1) for day in days],
-            },
-        ).fetchall()
-    _count(candles, len(found))
+    after = [day + timedelta(days=1) for day in days]
+    found = candles.query(_CLOSES, {"coins": coin_ids * 2, "days": days + after})
     closes = pd.DataFrame(found, columns=["coin_id", "trade_date", "close"])
     return closes.astype({"coin_id": "int64", "trade_date": "datetime64[us]", "close": "float64"})
-
-
-def _count(reader: TableBatches, rows: int) -> None:
-    # The IO manager logs and reports what a step read through its inputs; these reads too.
-    reader.rows_read += rows
-    reader.batches_read += 1
 
 
 def _metadata(

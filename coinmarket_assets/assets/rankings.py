@@ -83,6 +83,7 @@ def _rank_by_days(
     import pandas as pd
 
     from coinmarket_assets.compute.rankings import rank_eligible, rank_returns
+    from coinmarket_assets.storage.tags import carrying_stored
 
     top_n = settings.point_in_time_top
     coins = top_n if top_n is not None else len(returns.coin_ids())
@@ -102,7 +103,7 @@ def _rank_by_days(
             batch,
             settings.rank_size,
             highest_first=highest_first,
-            carrying=lambda pairs: _carrying(pairs, tags),
+            carrying=lambda pairs: carrying_stored(pairs, tags),
         )
         ranked.append(eligible)
         left_out.append(out)
@@ -110,15 +111,6 @@ def _rank_by_days(
     if not tags:
         return stored, None
     return stored, pd.concat([o for o in left_out if len(o)] or left_out[:1], ignore_index=True)
-
-
-@retry_on_lost_connection
-def _carrying(pairs: Frame, tags: tuple[str, ...]) -> Frame:
-    """Which (trade_date, coin_id) pairs carry one of ``tags`` that day (``storage.tags``)."""
-    from coinmarket_assets.storage.tags import carrying
-
-    with connect() as conn:
-        return carrying(conn, pairs, tags)
 
 
 @retry_on_lost_connection

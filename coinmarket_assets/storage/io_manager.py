@@ -118,6 +118,16 @@ class TableBatches:
         self.seconds += time.perf_counter() - started
         return frame
 
+    def query(self, statement: str, params: Mapping[str, object]) -> list[tuple]:
+        """The rows of a narrow query (psycopg parameters) for a step that needs a few rows of
+        the input, not whole coins or days; under the step's lock, counted as a batch read."""
+        started = time.perf_counter()
+        rows = _query(self.url, self.check_lock, statement, params)
+        self.rows_read += len(rows)
+        self.batches_read += 1
+        self.seconds += time.perf_counter() - started
+        return rows
+
     def log_line(self) -> str:
         """One key=value line: what the step read through this input, in how many batches."""
         last_day = self.end_exclusive - timedelta(days=1)
@@ -137,6 +147,15 @@ def _read_batch(
     check_lock()  # again on a retry: the lock's session may have gone with the connection
     with connect(url) as conn:
         return read_rows(conn, spec, **scope)
+
+
+@retry_on_lost_connection
+def _query(
+    url: str, check_lock: Callable[[], None], statement: str, params: Mapping[str, object]
+) -> list[tuple]:
+    check_lock()
+    with connect(url) as conn:
+        return conn.execute(statement, params).fetchall()
 
 
 @retry_on_lost_connection

@@ -10,6 +10,7 @@ import pandas as pd
 import psycopg
 
 from coinmarket_assets.sources.base import TAG_SEPARATOR
+from coinmarket_assets.storage.database import connect, retry_on_lost_connection
 
 _CARRYING = """
     SELECT p.trade_date, p.coin_id
@@ -37,3 +38,12 @@ def carrying(conn: psycopg.Connection, pairs: pd.DataFrame, tags: Sequence[str])
     hits = set(found)
     keys = zip(pd.to_datetime(pairs["trade_date"]).dt.date, pairs["coin_id"], strict=True)
     return pd.Series([(day, int(coin)) in hits for day, coin in keys], index=pairs.index)
+
+
+@retry_on_lost_connection
+def carrying_stored(pairs: pd.DataFrame, tags: Sequence[str]) -> pd.Series:
+    """``carrying`` asked on a connection of its own, retried while the database restarts."""
+    if not tags or pairs.empty:
+        return pd.Series(False, index=pairs.index)
+    with connect() as conn:
+        return carrying(conn, pairs, tags)
