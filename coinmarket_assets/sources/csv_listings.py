@@ -78,6 +78,14 @@ def read_listing_batches(
             yield _frame(table, columns)
 
 
+def read_listing_lives(path: Path) -> pd.DataFrame:
+    """Each listed coin's row of its last listed day (unchecked, as ``read_listing_rows``) with
+    ``first_day``, its first listed day: one pass over the file, holding a block and a row per
+    coin, not the file."""
+    lives = _read(path, _columns(path), None, None, partial(_Lives, _columns(path)))
+    return lives.rows()
+
+
 def _frame(table: pa.Table, columns: list[str]) -> pd.DataFrame:
     days = table.column("date").cast(pa.timestamp("us"))
     table = table.set_column(0, "trade_date", days).rename_columns(
@@ -135,7 +143,31 @@ class _Spilled:
                 yield pa.ipc.open_file(source).read_all()
 
 
-_Sink = TypeVar("_Sink", "_Collected", "_Spilled")
+class _Lives:
+    """Per coin, the row of its last listed day so far and its first listed day."""
+
+    def __init__(self, columns: list[str], schema: pa.Schema) -> None:
+        self.columns = columns
+        self.close()
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        frame = _frame(pa.Table.from_batches([rows]), self.columns)
+        firsts = frame.groupby("coin_id")["trade_date"].min()
+        self.first = pd.concat([self.first, firsts]).groupby(level=0).min()
+        both = pd.concat([self.latest, frame]) if len(self.latest) else frame
+        both = both.sort_values(["coin_id", "trade_date"], kind="stable")
+        self.latest = both.drop_duplicates("coin_id", keep="last")
+
+    def close(self) -> None:
+        self.latest = pd.DataFrame(columns=HISTORICAL_LISTING_COLUMNS)
+        self.first = pd.Series(dtype="datetime64[us]")
+
+    def rows(self) -> pd.DataFrame:
+        first_days = self.first.reindex(self.latest["coin_id"]).to_numpy()
+        return self.latest.assign(first_day=first_days).reset_index(drop=True)
+
+
+_Sink = TypeVar("_Sink", "_Collected", "_Spilled", "_Lives")
 
 
 def _read(
@@ -197,7 +229,7 @@ def _read_typed(
     columns: list[str],
     first_day: date | None,
     last_day: date | None,
-    sink: _Collected | _Spilled,
+    sink: _Collected | _Spilled | _Lives,
 ) -> bool:
     """Feed ``sink`` the requested rows parsed as numbers; False when a value does not parse
     (or is "nan"), for ``_read_text`` to read and validation to name."""
@@ -219,7 +251,7 @@ def _read_text(
     columns: list[str],
     first_day: date | None,
     last_day: date | None,
-    sink: _Collected | _Spilled,
+    sink: _Collected | _Spilled | _Lives,
 ) -> None:
     """Feed ``sink`` the requested rows as text, dates parsed; a date that does not parse
     fails, naming it."""

@@ -39,6 +39,7 @@ from coinmarket_assets.sources.base import (
 from coinmarket_assets.sources.csv_listings import (
     LISTINGS_FILE,
     read_listing_batches,
+    read_listing_lives,
     read_listing_rows,
 )
 from coinmarket_assets.sources.global_metrics import GLOBAL_METRICS_FILE, read_global_metrics_csv
@@ -183,11 +184,9 @@ def _checked_listings(rows: pd.DataFrame, depth: int, path: Path) -> pd.DataFram
 
 def _lives(path: Path) -> pd.DataFrame:
     """Each listed coin's life, indexed by coin_id, in ``STATUS_COLUMNS``."""
-    rows = check_listing_ranks(read_listing_rows(path), str(path))
-    spans = rows.groupby("coin_id")["trade_date"].agg(["min", "max"])
-    last = rows.sort_values(["coin_id", "trade_date"]).drop_duplicates("coin_id", keep="last")
+    last = check_listing_ranks(read_listing_lives(path), str(path))
     last = check_listing_values(last, str(path)).set_index("coin_id")
-    active = last["trade_date"] == rows["trade_date"].max()
+    active = last["trade_date"] == last["trade_date"].max()
     return pd.DataFrame(
         {
             "ticker": last["ticker"],
@@ -198,8 +197,8 @@ def _lives(path: Path) -> pd.DataFrame:
             "market_cap": last["market_cap"],
             "last_update": (last["trade_date"] + pd.Timedelta(days=1)).dt.tz_localize("UTC"),
             "is_active": active.astype("boolean"),
-            "first_historical_day": spans["min"],
-            "last_historical_day": spans["max"],
+            "first_historical_day": last["first_day"],
+            "last_historical_day": last["trade_date"],
             "tags": last["tags"],
         }
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coinmarket_assets.sources import SourceError, open_source
+from coinmarket_assets.sources import SourceError, csv_listings, open_source
 from coinmarket_assets.sources.base import Coin, MissingCandlesError, NoHistoricalListingsError
 from coinmarket_assets.sources.validation import InvalidListingsError
 from coinmarket_testkit.synthetic import whole_market
@@ -239,9 +239,18 @@ def test_the_coin_map_takes_coin_lives_from_coins_csv(market_dir: Path):
     assert "0" in {r["is_active"] for r in rows[1:]}  # the market has dead coins
 
 
-def test_the_coin_map_derives_lives_from_the_listings(tmp_path: Path):
+@pytest.mark.parametrize("block_bytes", [None, 4096])
+def test_the_coin_map_derives_lives_from_the_listings(
+    tmp_path: Path, block_bytes: int | None, monkeypatch: pytest.MonkeyPatch
+):
+    if block_bytes is not None:  # the file read in many blocks, each coin's days split up
+        monkeypatch.setattr(csv_listings, "_BLOCK_BYTES", block_bytes)
     directory = tmp_path / "market"
     whole_market(24, FIRST_DAY, DAYS, seed=8).write_csv(directory, life_columns=False)
+    lines = (directory / "listings.csv").read_text().splitlines()
+    body = lines[1:]
+    random.Random(2).shuffle(body)
+    (directory / "listings.csv").write_text("\n".join([lines[0], *body]) + "\n")
     coins = _rows(directory / "coins.csv")
     dropped = coins.pop()  # a coin known only from the listings
     _write_rows(directory / "coins.csv", coins)
