@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from coinmarket_assets.storage.database import connect
-from coinmarket_assets.storage.table_io import read_rows, replace_days, upsert
+from coinmarket_assets.storage.table_io import (
+    read_rows,
+    replace_days,
+    replace_days_streamed,
+    upsert,
+)
 from coinmarket_assets.storage.tables import TABLES
 
 TRADES = TABLES["historical_trade_data"]
@@ -170,3 +175,30 @@ def test_revisions_count_only_stored_rows_whose_values_change(database_url: str)
     assert (first.revised, again.revised, changed.revised) == (0, 0, 1)
     assert loaded.loc[2, "close"] == btc.loc[2, "close"] + 1.0
     assert (loaded["fetched_at"].iloc[:5] == pd.Timestamp("2021-03-01", tz="UTC")).all()
+
+
+def test_a_streamed_refetch_merges_every_frame_and_inserts_each_frames_lookback(
+    database_url: str,
+):
+    btc, eth = _candles(1, "BTC", "2020-12-25", 12, 1), _candles(2, "ETH", "2020-12-25", 12, 2)
+    run_btc, run_eth = btc.iloc[7:], eth.iloc[7:]  # 2021-01-01..05
+    stored_eth_lookback = eth.iloc[:3].assign(close=1.0)  # must survive: never replaced
+    with connect() as conn:
+        replace_days(conn, TRADES, run_btc, date(2021, 1, 1), date(2021, 1, 6), [1, 2])
+        replace_days_streamed(
+            conn, TRADES, [stored_eth_lookback], date(2020, 12, 25), date(2020, 12, 28), [2]
+        )
+        revised_btc = run_btc.drop(index=9).copy()  # 2021-01-03 left out: kept
+        revised_btc.loc[10, "close"] += 1.0
+        frames = [btc.iloc[:7], revised_btc, eth]  # a lookback, a refetch, lookback + days
+        write = replace_days_streamed(
+            conn, TRADES, frames, date(2021, 1, 1), date(2021, 1, 6), [1, 2], lookback=True
+        )
+        loaded = read_rows(conn, TRADES)
+    assert (write.replaced, write.revised, write.kept) == (4, 1, 1)
+    assert (write.written, write.inserted_before) == (4 + 5, 7 + 4)
+    expected = pd.concat(
+        [btc.iloc[:7], run_btc.loc[[9]], revised_btc, stored_eth_lookback, eth.iloc[3:]]
+    )
+    expected = expected.sort_values(["coin_id", "trade_date"], ignore_index=True)
+    pd.testing.assert_frame_equal(loaded, expected, check_exact=True)
