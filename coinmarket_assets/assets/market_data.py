@@ -97,9 +97,11 @@ class _CandleFetch:
     skipped: list[str] = field(default_factory=list)
     fetched: set[int] = field(default_factory=set)
     lookback_candles: int = 0
+    batches_fetched: int = 0
 
     def batches(self) -> Iterator[Frame]:
         self.skipped, self.fetched, self.lookback_candles = [], set(), 0
+        self.batches_fetched = 0
         provenance = {"source": self.source.source.name, "fetched_at": datetime.now(UTC)}
         size = self.settings.batch_coins
         try:
@@ -107,6 +109,7 @@ class _CandleFetch:
                 for (lo, hi), group in self.plan.groups:
                     for start in range(0, len(group), size):
                         candles = self._fetch(group[start : start + size], lo, hi)
+                        self.batches_fetched += 1
                         if candles is not None:
                             yield candles.assign(**provenance)
         except CandleNotPublishedError as error:
@@ -137,6 +140,7 @@ class _CandleFetch:
 
     def summary(self) -> dict[str, object]:
         metadata: dict[str, object] = {
+            "run_fetch_batches": self.batches_fetched,
             "run_bad_rows_skipped": len(self.skipped),
             "bad_rows": MetadataValue.md(self.bad_rows().markdown()),
         }

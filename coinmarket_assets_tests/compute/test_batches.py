@@ -163,3 +163,28 @@ def test_with_top_n_each_day_ranks_only_that_days_members(env: str, tmp_path: Pa
     finally:
         with psycopg.connect(env) as conn:
             conn.execute("DELETE FROM historical_listings")
+
+
+def _candle_values(url: str) -> list[tuple]:
+    """The stored candles, but when they were fetched."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT coin_id, trade_date, ticker, open, high, low, close, volume, market_cap, "
+            "source FROM historical_trade_data ORDER BY coin_id, trade_date"
+        ).fetchall()
+
+
+def test_candles_fetched_a_coin_at_a_time_are_those_of_one_batch(env: str):
+    one_batch = _candle_values(env)
+    with psycopg.connect(env) as conn:
+        conn.execute("TRUNCATE historical_trade_data")
+    result = materialize(
+        assets=list(defs.assets),
+        selection=["historical_trade_data"],
+        resources={**defs.resources, "pipeline_settings": PipelineSettingsResource(batch_coins=1)},
+        tags=partition_range_tags(FIRST, LAST),
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert _candle_values(env) == one_batch
+    (event, *_) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["run_fetch_batches"].value == 5 + EXTRA_COINS

@@ -181,7 +181,7 @@ def test_a_streamed_refetch_merges_every_frame_and_inserts_each_frames_lookback(
     database_url: str,
 ):
     btc, eth = _candles(1, "BTC", "2020-12-25", 12, 1), _candles(2, "ETH", "2020-12-25", 12, 2)
-    run_btc, run_eth = btc.iloc[7:], eth.iloc[7:]  # 2021-01-01..05
+    run_btc = btc.iloc[7:]  # 2021-01-01..05
     stored_eth_lookback = eth.iloc[:3].assign(close=1.0)  # must survive: never replaced
     with connect() as conn:
         replace_days(conn, TRADES, run_btc, date(2021, 1, 1), date(2021, 1, 6), [1, 2])
