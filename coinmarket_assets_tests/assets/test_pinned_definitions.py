@@ -222,6 +222,8 @@ def test_the_market_tells_each_neighbouring_definition_apart():
         ("ranked_coin_chart", "historical_trade_data", CHART_DAYS - 1),
         ("ranked_coin_chart", "historical_rolling", CHART_DAYS - 1),
         ("ranked_coin_chart", "top_ranking", 0),
+        ("ranked_coin_chart", "market_index", CHART_DAYS - 1),
+        ("ranked_coin_chart", "global_metrics", CHART_DAYS - 1),
     ],
 )
 def test_each_day_depends_on_the_upstream_days_it_reads(
