@@ -127,7 +127,10 @@ def _figures(quote: dict[str, Any], convert_id: int) -> dict[str, Any]:
     if isinstance(inner, dict):
         inner = [inner]
     named = [q for q in inner if str(q.get("name")) in (str(convert_id), "USD")]
-    values = named[0] if named else inner[0]
+    if not named:  # another currency's figures stored as USD would be wrong by a factor
+        names = [q.get("name") for q in inner]
+        raise SourceError(f"a global metrics quote has no figures in {convert_id} (has {names})")
+    values = named[0]
     figures = {name: quote.get(api) for name, api in MARKET_NAMES.items()}
     figures |= {name: values.get(api) for name, api in QUOTE_NAMES.items()}
     for name in DOMINANCE_FIELDS:

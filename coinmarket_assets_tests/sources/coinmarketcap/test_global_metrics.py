@@ -142,6 +142,15 @@ def test_an_intraday_quote_is_not_a_days_end():
     assert rows["total_market_cap"].tolist() == [1.0]
 
 
+def test_a_quote_in_another_currency_fails_instead_of_being_stored_as_usd():
+    quote = {
+        "timestamp": "2020-01-02T00:00:00.000Z",
+        "quote": [{"name": "1", "totalMarketCap": 26548681.49640928}],  # in BTC
+    }
+    with pytest.raises(SourceError, match=r"no figures in 2781 \(has \['1'\]\)"):
+        global_metrics.global_rows([quote], date(2020, 1, 1), date(2020, 1, 1))
+
+
 # -- the real captured answers (in BTC, re-serialised by R: status scalars boxed) --------------
 
 needs_capture = pytest.mark.skipif(
