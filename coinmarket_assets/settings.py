@@ -190,7 +190,7 @@ def expects(field: FieldInfo) -> str:
 def default_text(field: FieldInfo) -> str:
     """The default as the docs show it: ``14``, ``BTC,ETH``, or what unset means."""
     value = field.default
-    if value is None:
+    if value is None or value == ():
         return _extra(field).get("unset", "unset")
     if isinstance(value, tuple):
         value = ",".join(value)
@@ -428,7 +428,7 @@ class Settings(Section):
         "(stablecoin,wrapped-tokens); empty: none.",
         per_run=True,
         expects="comma-separated tag slugs",
-        unset="empty: every coin counts",
+        unset="empty",
     )
     listing_depth: int = setting(
         "COINMARKET_LISTING_DEPTH",

@@ -174,11 +174,13 @@ def _backfill_policies(**env: str) -> subprocess.CompletedProcess[str]:
 
 PARTITIONED = [
     "historical_listings",
+    "global_metrics",
     "historical_trade_data",
     "historical_rolling",
     "period_returns",
     "top_ranking",
     "bottom_ranking",
+    "market_index",
     "ranked_coin_chart",
 ]
 

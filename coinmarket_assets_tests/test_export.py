@@ -65,13 +65,15 @@ def _stored(table: str, dated: bool = True) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, spec: TableSpec) -> pd.DataFrame:
-    """A CSV export parsed with the table's types (an empty field is NULL, except in text)."""
+    """A CSV export parsed with the table's types (an empty field is NULL, except in text that
+    cannot be NULL)."""
     text = {c: "str" for c, t in spec.types.items() if t in (TEXT, DATE, TIMESTAMP)}
+    may_be_null = {c.name for c in spec.column_defs if c.type != TEXT or c.nullable}
     frame = pd.read_csv(
         path,
         dtype={**spec.types, **text},
         keep_default_na=False,
-        na_values={c: [""] for c, t in spec.types.items() if t != TEXT},
+        na_values={c: [""] for c in may_be_null},
         true_values=["t"],  # COPY's booleans
         false_values=["f"],
     )

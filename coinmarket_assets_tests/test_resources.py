@@ -54,8 +54,8 @@ def test_each_override_has_the_settings_type_description_variable_and_default(
     declared = section.model_fields[name]
     shown = _launchpad_fields(resource)[field]
     assert not shown.is_required
-    # The launchpad takes the tickers as the variable does: one comma-separated string.
-    kind = str if name == "tickers" else declared.annotation
+    # The launchpad takes the tickers and tags as the variables do: one comma-separated string.
+    kind = str if name in ("tickers", "exclude_tags") else declared.annotation
     assert resource.model_fields[field].annotation == kind | None
     assert shown.description == (
         f"{declared.description} Values: {expects(declared)}. "
@@ -135,13 +135,15 @@ def test_run_config_overrides_the_settings_of_one_run(database_url: str, csv_sou
     recorded = {
         event.asset_key.path[-1]: event.materialization.metadata["settings"].value
         for event in result.get_asset_materialization_events()
-        if event.asset_key.path[-1] != "ranked_coin_chart"  # a picture, with no settings
+        # A picture, and the source's global figures: neither depends on a setting.
+        if event.asset_key.path[-1] not in ("ranked_coin_chart", "global_metrics")
     }
     assert set(recorded) == {
         "historical_listings",
         "historical_trade_data",
         "historical_rolling",
         "period_returns",
+        "market_index",
         "top_ranking",
         "bottom_ranking",
     }

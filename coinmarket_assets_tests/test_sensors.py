@@ -115,9 +115,10 @@ def test_coins_that_join_the_universe_get_their_history_in_one_run_once(
     empty_tables(history)
     materialize_days(first, last)
     assert dump_all(history) == after
-    # The generated market has no listings.csv: only the listing tables stay empty.
-    no_listing = {"currency_status", "historical_listings"}
-    assert all(after[table] for table in TABLES if table not in no_listing)
+    # The generated market has no listings.csv nor global_metrics.csv: only the listing tables,
+    # the global metrics and the index (its members come from the listings) stay empty.
+    no_file = {"currency_status", "historical_listings", "global_metrics", "market_index"}
+    assert all(after[table] for table in TABLES if table not in no_file)
     assert all(after[table] != old_rankings[table] for table in old_rankings)
 
     # With their history stored, the new coins are no longer new.

@@ -29,7 +29,11 @@ from coinmarket_assets_tests.dagster_runs import (
     materialize_unpartitioned,
 )
 from coinmarket_testkit.databases import database_url_for, drop_database
-from coinmarket_testkit.synthetic import default_market
+from coinmarket_testkit.synthetic import (
+    default_market,
+    market_global_metrics,
+    write_global_metrics_csv,
+)
 
 PROJECT = Path(__file__).resolve().parents[2]
 SETUP_SQL = PROJECT / "deploy" / "least_privilege.sql"
@@ -120,6 +124,7 @@ def _materialize_as(url: str, source: Path) -> None:
     market = default_market()
     market.write_csv(source)
     market.write_listings_csv(source)  # so the pipeline role writes listings too
+    write_global_metrics_csv(source, market_global_metrics(market))  # and global metrics
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(DATABASE_URL_ENV, url)
         _use_source(patch, source)

@@ -57,6 +57,8 @@ RANK_SIZE = 5
 # The source publishes a malformed candle on this day (BETA's close left empty); the run fails,
 # then the publisher corrects the line and the retry of the same request completes the day.
 FAILING_DAY = date(2020, 4, 11)
+# The steps that fetch context, not candles: they succeed in the failing run.
+CONTEXT_TABLES = ("historical_listings", "global_metrics")
 FAILING_TICKER = "BETA"
 
 CONNECTION_SAMPLES = 10
@@ -334,21 +336,21 @@ def test_thirty_scheduled_days_with_a_failed_and_retried_day_store_every_day_onc
             # The other coins' valid candles of the day are not stored either: a day is whole,
             # and the resynced days before it keep their rows (fetched_at included).
             assert _full_dump(database_url) == before
-            # The day's listing step ran before the candles failed (this market has no
-            # listings.csv, so it stored none); nothing downstream was materialized.
+            # The context steps (listings, global metrics) ran beside the candles (this market
+            # has neither file, so they stored none); nothing downstream was materialized.
             materialized = {e.asset_key.path[-1] for e in failed.get_asset_materialization_events()}
-            assert materialized <= {"historical_listings"}
+            assert materialized <= set(CONTEXT_TABLES)
             failed_run_id = failed.run_id
 
             source.correct(day, FAILING_TICKER)
             retried = _retry_from_failure(instance, failed_run_id)
             assert retried.success, failure_messages(retried)
             # The failed step and every step it skipped ran again, for every requested day (not
-            # the listing step, which had succeeded).
+            # the context steps, which had succeeded).
             assert _materialized(retried) == {
                 (table, (day - timedelta(days=n)).isoformat())
                 for table in [*PARTITIONED_TABLES, "ranked_coin_chart"]
-                if table != "historical_listings"
+                if table not in CONTEXT_TABLES
                 for n in range(RESYNC_DAYS + 1)
             }
             retry_run_id = retried.run_id
