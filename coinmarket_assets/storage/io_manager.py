@@ -36,15 +36,10 @@ PREVIEW_ROWS = 5
 
 @dataclass(frozen=True)
 class CoinRows:
-    """A per-coin table's rows for a run's universe: its days are replaced for ``coin_ids`` only.
-
-    ``before``: rows of those coins dated before the run's days (a lookback fetched for coins
-    entering the universe), inserted in the same transaction where no row is stored yet.
-    """
+    """A per-coin table's rows for a run's universe: its days are replaced for ``coin_ids`` only."""
 
     frame: pd.DataFrame
     coin_ids: Sequence[int]
-    before: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -293,7 +288,6 @@ class PostgresIOManager(ConfigurableIOManager):
 
         spec = _spec(context.asset_key.path[-1])
         frame, coin_ids = (obj.frame, obj.coin_ids) if isinstance(obj, CoinRows) else (obj, None)
-        before = obj.before if isinstance(obj, CoinRows) else None
         if not isinstance(frame, pd.DataFrame):
             # Asset signatures name ``Frame`` (``Any`` to Dagster), so the type is checked here.
             raise TypeError(
@@ -309,8 +303,8 @@ class PostgresIOManager(ConfigurableIOManager):
                     "preview": MetadataValue.md(_preview(frame)),
                 }
             first_day, end_exclusive = _days(context)
-            write = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids, before)
-        return _day_metadata(spec, write, first_day, end_exclusive, coin_ids, before is not None)
+            write = replace_days(conn, spec, frame, first_day, end_exclusive, coin_ids)
+        return _day_metadata(spec, write, first_day, end_exclusive, coin_ids, lookback=False)
 
     @retry_on_lost_connection
     def _read(self, context: InputContext) -> pd.DataFrame:

@@ -94,24 +94,16 @@ def replace_days(
     first_day: date,
     end_exclusive: date,
     coin_ids: Sequence[int] | None = None,
-    before: pd.DataFrame | None = None,
 ) -> DayWrite:
     """Atomically write the rows dated from first_day up to end_exclusive.
 
     Derived tables: ``frame`` replaces every stored row of those days (and of ``coin_ids``).
     Fetched tables (with revision columns): each fetched row replaces its stored twin, counting
     revisions; stored rows the source did not return again are kept, and counted, so that a
-    flaky or trimmed answer never deletes data. ``before``: rows of ``coin_ids`` dated before
-    first_day (a lookback), inserted in the same transaction where no row is stored, never
-    replacing one.
+    flaky or trimmed answer never deletes data.
     """
     _check_scope(spec, frame, first_day, end_exclusive, coin_ids)
-    if before is None:
-        return replace_days_streamed(conn, spec, [frame], first_day, end_exclusive, coin_ids)
-    _check_before(spec, before, first_day, coin_ids)
-    return replace_days_streamed(
-        conn, spec, [before, frame], first_day, end_exclusive, coin_ids, lookback=True
-    )
+    return replace_days_streamed(conn, spec, [frame], first_day, end_exclusive, coin_ids)
 
 
 def replace_days_streamed(
