@@ -70,6 +70,11 @@ def daily_table_asset(**kwargs: Any) -> Callable[..., Any]:
     return decorate
 
 
+def days_between(first_day: date, last_day: date) -> list[date]:
+    """Each day from first_day to last_day, both included."""
+    return [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+
+
 def run_days(context: AssetExecutionContext) -> tuple[date, date]:
     """The first and last day (inclusive) of the partitions a run materializes."""
     window = context.partition_time_window

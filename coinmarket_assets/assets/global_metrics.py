@@ -1,11 +1,11 @@
 """The whole market's figures of each day: CoinMarketCap's global metrics."""
 
-from datetime import date, timedelta
+from datetime import date
 
 from dagster import AssetExecutionContext, Output
 
 from coinmarket_assets.frames import Frame
-from coinmarket_assets.partitions import daily_table_asset, run_days
+from coinmarket_assets.partitions import daily_table_asset, days_between, run_days
 from coinmarket_assets.resources import MarketDataSourceResource
 from coinmarket_assets.sources.base import SourceError
 
@@ -50,8 +50,7 @@ def _metadata(days: int, missing: list[date], unavailable: str) -> dict[str, obj
 
 def _days_without(metrics: Frame, first_day: date, last_day: date) -> list[date]:
     have = set(metrics["trade_date"].dt.date)
-    days = (first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1))
-    return [day for day in days if day not in have]
+    return [day for day in days_between(first_day, last_day) if day not in have]
 
 
 def _named(missing: list[date]) -> str:

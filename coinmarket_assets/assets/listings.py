@@ -2,12 +2,12 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from dagster import AssetExecutionContext, MetadataValue, Output
 
 from coinmarket_assets.frames import Frame
-from coinmarket_assets.partitions import daily_table_asset, run_days
+from coinmarket_assets.partitions import daily_table_asset, days_between, run_days
 from coinmarket_assets.resources import MarketDataSourceResource, PipelineSettingsResource
 from coinmarket_assets.settings import Settings
 from coinmarket_assets.sources.base import (
@@ -104,8 +104,7 @@ class _ListingFetch:
     def missing(self) -> list[date]:
         if self.unavailable:
             return []
-        span = (self.last_day - self.first_day).days + 1
-        days = (self.first_day + timedelta(days=n) for n in range(span))
+        days = days_between(self.first_day, self.last_day)
         return [day for day in days if day not in self.listed]
 
     def summary(self) -> dict[str, object]:

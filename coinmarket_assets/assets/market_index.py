@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from coinmarket_assets.frames import Frame
-from coinmarket_assets.partitions import daily_table_asset, run_days
+from coinmarket_assets.partitions import daily_table_asset, days_between, run_days
 from coinmarket_assets.resources import PipelineSettingsResource
 from coinmarket_assets.settings import RSI_LOOKBACK_DAYS, Settings
 from coinmarket_assets.storage.io_manager import TableBatches
@@ -98,7 +98,7 @@ def _batch_days(settings: Settings) -> int:
 
 
 def _batches(first_day: date, last_day: date, size: int) -> list[list[date]]:
-    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    days = days_between(first_day, last_day)
     return [days[start : start + size] for start in range(0, len(days), size)]
 
 
@@ -168,7 +168,7 @@ def _metadata(
 ) -> dict[str, object]:
     """The run's days without a member, and the settings of the index."""
     stored = {day.date() for day in rows["trade_date"]}
-    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    days = days_between(first_day, last_day)
     empty = [day.isoformat() for day in days if day not in stored]
     shown = ", ".join(empty[:DAYS_SHOWN]) + (" ..." if len(empty) > DAYS_SHOWN else "")
     return {
